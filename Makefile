@@ -1,0 +1,56 @@
+# knit: build, run and test. `make run` and `make test` are the two commands of the README.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+JEST := node --experimental-vm-modules node_modules/jest/bin/jest.js
+RESULTS := .testbed/results
+KNIT_ENV ?=
+
+.PHONY: build deps node-deps run test test-unit test-store test-kernel test-e2e test-faults typecheck clean-testbed bench
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+node-deps: node_modules/.package-lock.json
+
+dist/main.js: node-deps $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json
+	npm run --silent build
+
+build: dist/main.js
+
+## System packages: iproute2 and iptables for knit; dockerd, etcd, busybox and friends for the tests.
+deps:
+	bash scripts/testbed-deps.sh
+
+run: build
+	@command -v ip >/dev/null && command -v iptables-restore >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables)
+	$(KNIT_ENV) node dist/main.js
+
+typecheck: node-deps
+	npx tsc -p tsconfig.spec.json --noEmit
+
+test-unit: build
+	@mkdir -p $(RESULTS)
+	$(JEST) --selectProjects unit store --json --outputFile=$(RESULTS)/unit.json
+
+## Kernel tests run inside a throwaway network namespace, so they cannot touch the host's links or rules.
+test-kernel: build
+	@mkdir -p $(RESULTS)
+	bash scripts/in-netns.sh knt-kernel $(JEST) --selectProjects kernel --runInBand --json --outputFile=$(RESULTS)/kernel.json
+
+test-e2e: build
+	@mkdir -p $(RESULTS)
+	$(JEST) --selectProjects e2e --runInBand --json --outputFile=$(RESULTS)/e2e.json
+
+## The whole suite: system packages, build, type check, unit, store, kernel and end-to-end tests.
+test: deps build typecheck
+	@rm -rf $(RESULTS); mkdir -p $(RESULTS); bash scripts/testbed-cleanup.sh
+	@status=0; \
+	$(MAKE) --no-print-directory test-unit || status=1; \
+	$(MAKE) --no-print-directory test-kernel || status=1; \
+	$(MAKE) --no-print-directory test-e2e || status=1; \
+	bash scripts/testbed-cleanup.sh; \
+	node scripts/test-summary.mjs $(RESULTS); \
+	exit $$status
+
+clean-testbed:
+	bash scripts/testbed-cleanup.sh

@@ -1,0 +1,100 @@
+// Plans one engine's namespace: the mounts its private mount namespace needs, and the dockerd command line.
+import { join } from 'node:path';
+
+export type EngineVersion = '20.10' | '26.1';
+
+export interface EngineLayout {
+  engine: EngineVersion;
+  /** The host's work dir (absolute). */
+  dir: string;
+  /** cgroup parent of the containers, so teardown finds every one of them. */
+  cgroup: string;
+  /** The trixie chroot, for 26.1. */
+  root?: string;
+}
+
+/** One step, run with nsenter in the host's mount namespace (and its network namespace when `inNetns`). */
+export interface MountStep {
+  argv: string[];
+  inNetns?: boolean;
+}
+
+export const paths = (dir: string) => ({
+  plugins: join(dir, 'plugins'),
+  data: join(dir, 'data'),
+  exec: join(dir, 'exec'),
+  logs: join(dir, 'logs'),
+  sock: join(dir, 'docker.sock'),
+  pidfile: join(dir, 'docker.pid'),
+  config: join(dir, 'daemon.json'),
+  cgroupPark: join(dir, '.cgroup'),
+});
+
+/**
+ * sysfs shows the devices of the network namespace that mounted it, so the inherited /sys shows the root
+ * namespace's links. Remount it from inside the host's netns, keeping the cgroup mounts (moving them aside
+ * and back), which `ip netns exec` loses and dockerd needs ("Devices cgroup isn't mounted").
+ */
+function ownSysfs(dir: string): MountStep[] {
+  const park = paths(dir).cgroupPark;
+  return [
+    { argv: ['mount', '--rbind', '/sys/fs/cgroup', park] },
+    { argv: ['mount', '-t', 'sysfs', 'knt-sysfs', '/sys'], inNetns: true },
+    { argv: ['mount', '--move', park, '/sys/fs/cgroup'] },
+  ];
+}
+
+/** Directories the steps mount on, which must exist beforehand in the shared (root) file system. */
+export function mountTargets(l: EngineLayout): string[] {
+  const common = [paths(l.dir).cgroupPark, '/run/docker/plugins', '/run/containerd'];
+  return l.engine === '26.1' && l.root ? [...common, join(l.root, l.dir)] : common;
+}
+
+export function mountPlan(l: EngineLayout): MountStep[] {
+  const p = paths(l.dir);
+  if (l.engine === '20.10') {
+    return [
+      ...ownSysfs(l.dir),
+      { argv: ['mount', '--bind', p.plugins, '/run/docker/plugins'] },
+      // Shim sockets go to /run/containerd/s; a private tmpfs keeps them per host, and hides a system
+      // containerd's socket, which dockerd 20.10 would otherwise use instead of starting its own.
+      { argv: ['mount', '-t', 'tmpfs', 'knt-run', '/run/containerd'] },
+    ];
+  }
+  const t = l.root;
+  if (!t) throw new Error('engine 26.1 needs the trixie root');
+  return [
+    ...ownSysfs(l.dir),
+    // The chroot must be a mount point, or `docker load` fails: "remount /, flags: 0x84000: invalid argument".
+    { argv: ['mount', '--bind', t, t] },
+    { argv: ['mount', '-t', 'proc', 'proc', join(t, 'proc')] },
+    { argv: ['mount', '--rbind', '/sys', join(t, 'sys')] },
+    { argv: ['mount', '--rbind', '/dev', join(t, 'dev')] },
+    { argv: ['mount', '-t', 'tmpfs', 'knt-run', join(t, 'run')] },
+    { argv: ['mkdir', '-p', join(t, 'run/docker/plugins')] },
+    { argv: ['mount', '--bind', p.plugins, join(t, 'run/docker/plugins')] },
+    // The work dir at the same path inside the chroot: data-root, socket and pidfile have one name everywhere.
+    { argv: ['mount', '--bind', l.dir, join(t, l.dir)] },
+    // And the engine's exec-root outside the chroot: knit runs here unchrooted and opens SandboxKey paths.
+    { argv: ['mount', '--rbind', join(t, 'run/docker'), '/run/docker'] },
+  ];
+}
+
+/** The engine's exec-root as seen inside the host's mount namespace (where SandboxKey paths point). */
+export function execRoot(l: EngineLayout): string {
+  return l.engine === '20.10' ? paths(l.dir).exec : '/var/run/docker';
+}
+
+export function dockerdArgv(l: EngineLayout): string[] {
+  const p = paths(l.dir);
+  const common = [
+    '--data-root', p.data,
+    '-H', `unix://${p.sock}`,
+    '--pidfile', p.pidfile,
+    '--config-file', p.config,
+    '--cgroup-parent', `/${l.cgroup}`,
+  ];
+  if (l.engine === '20.10') return ['dockerd', '--exec-root', p.exec, ...common];
+  if (!l.root) throw new Error('engine 26.1 needs the trixie root');
+  return ['chroot', l.root, 'dockerd', ...common];
+}

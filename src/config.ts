@@ -1,0 +1,73 @@
+// The KNIT_* settings, parsed once from the environment at start (main.ts is the only caller).
+import { badRequest } from './errors.js';
+import { parsePoolSpecs, type PoolSpec } from './ipam/pools.js';
+
+export type StoreUrl =
+  | { kind: 'local' }
+  | { kind: 'consul'; host: string; port: number }
+  | { kind: 'etcd'; endpoints: string[] };
+
+export interface Config {
+  socket: string;
+  stateDir: string;
+  store: StoreUrl;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  advertise?: string;
+  defaultPools: PoolSpec[];
+  reclaimAfterSeconds: number;
+  consulToken?: string;
+}
+
+export const DEFAULTS = {
+  socket: '/run/docker/plugins/knit.sock',
+  stateDir: '/var/lib/knit',
+  store: 'local',
+  logLevel: 'info',
+  defaultPools: '10.208.0.0/12:24,fd6b:6e69:7400::/40:64',
+  reclaimAfter: '3600',
+} as const;
+
+const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+
+export function parseStoreUrl(raw: string): StoreUrl {
+  if (raw === 'local') return { kind: 'local' };
+  const m = /^(consul|etcd):\/\/(.+)$/.exec(raw);
+  if (!m) throw badRequest(`KNIT_STORE "${raw}" is not "local", "consul://HOST:PORT" or "etcd://HOST:PORT[,HOST:PORT...]"`);
+  const hosts = m[2].split(',').map((h) => parseHostPort(h, raw));
+  if (m[1] === 'consul') {
+    if (hosts.length !== 1) throw badRequest(`KNIT_STORE "${raw}": consul takes exactly one HOST:PORT`);
+    return { kind: 'consul', host: hosts[0].host, port: hosts[0].port };
+  }
+  return { kind: 'etcd', endpoints: hosts.map((h) => `${h.host}:${h.port}`) };
+}
+
+function parseHostPort(text: string, raw: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : 0;
+  if (!m || port < 1 || port > 65535) throw badRequest(`KNIT_STORE "${raw}": "${text}" is not HOST:PORT`);
+  return { host: m[1], port };
+}
+
+export function parseConfig(env: NodeJS.ProcessEnv): Config {
+  const level = env.KNIT_LOG_LEVEL || DEFAULTS.logLevel;
+  if (!(LEVELS as readonly string[]).includes(level)) {
+    throw badRequest(`KNIT_LOG_LEVEL "${level}" is not one of ${LEVELS.join(', ')}`);
+  }
+  const reclaim = env.KNIT_RECLAIM_AFTER || DEFAULTS.reclaimAfter;
+  if (!/^\d{1,9}$/.test(reclaim)) throw badRequest(`KNIT_RECLAIM_AFTER "${reclaim}" is not a number of seconds`);
+  const socket = env.KNIT_SOCKET || DEFAULTS.socket;
+  const stateDir = env.KNIT_STATE_DIR || DEFAULTS.stateDir;
+  for (const [name, path] of [['KNIT_SOCKET', socket], ['KNIT_STATE_DIR', stateDir]]) {
+    if (!path.startsWith('/')) throw badRequest(`${name} "${path}" must be an absolute path`);
+  }
+  return {
+    socket,
+    stateDir,
+    store: parseStoreUrl(env.KNIT_STORE || DEFAULTS.store),
+    logLevel: level as Config['logLevel'],
+    advertise: env.KNIT_ADVERTISE || undefined,
+    defaultPools: parsePoolSpecs(env.KNIT_DEFAULT_POOLS || DEFAULTS.defaultPools),
+    reclaimAfterSeconds: Number(reclaim),
+    consulToken: env.KNIT_CONSUL_TOKEN || undefined,
+  };
+}

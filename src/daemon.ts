@@ -1,0 +1,80 @@
+// Builds the running daemon from a parsed config: stores, kernel, handlers, socket server.
+import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import type { Config } from './config.js';
+import { Kernel } from './datapath/kernel.js';
+import { describe, KnitError } from './errors.js';
+import { sweep } from './maintenance.js';
+import { Ipam } from './ipam/service.js';
+import { parseCidr } from './ipam/cidr.js';
+import type { Logger } from './log.js';
+import { reconcile } from './network/doctor.js';
+import { IptablesFirewall } from './network/firewall.js';
+import { keys } from './network/records.js';
+import { NetworkDriver } from './network/service.js';
+import { routeTable } from './protocol/routes.js';
+import { createApp, listen } from './protocol/server.js';
+import { openLocalStore } from './store/local.js';
+import { boundPorts } from './datapath/sockets.js';
+import type { Store } from './store/types.js';
+
+const SWEEP_INTERVAL_MS = 30_000;
+
+export interface Daemon {
+  hostId: string;
+  stop(): Promise<void>;
+}
+
+async function ensureHostId(store: Store): Promise<string> {
+  const existing = await store.get(keys.hostId);
+  if (existing) return existing.value;
+  const id = randomBytes(8).toString('hex');
+  await store.commit([{ key: keys.hostId, value: id, expect: 0 }]);
+  return (await store.get(keys.hostId))!.value;
+}
+
+export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
+  if (config.store.kind !== 'local') {
+    throw new KnitError('bad-request', `KNIT_STORE=${config.store.kind} is not available in this build yet; use local`);
+  }
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+  const local = await openLocalStore(join(config.stateDir, 'db'));
+  const hostId = await ensureHostId(local);
+  const kernel = new Kernel({ log: (line) => log.debug('kernel', line) });
+  const firewall = new IptablesFirewall(kernel, log);
+  const ipam = new Ipam({
+    store: local,
+    hostId,
+    defaultPools: config.defaultPools,
+    reservedNetworks: async () => (await kernel.onLinkRoutes()).map((r) => parseCidr(r, 'route', false)),
+    log,
+  });
+  const driver = new NetworkDriver({ store: local, kernel, firewall, log, boundPorts });
+  // Listen first: dockerd gives a plugin seconds to answer, and Activate/GetCapabilities need no state.
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const doctor = async () => ({
+    ...(await reconcile({ driver, kernel, firewall, log, initial: false })),
+    ...(await sweep({ driver, ipam, kernel, log })),
+  });
+  const server: Server = await listen(createApp(routeTable({ network: driver, ipam, doctor }), log, ready), config.socket);
+  await reconcile({ driver, kernel, firewall, log, initial: true });
+  markReady();
+  const timer = setInterval(() => {
+    sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
+  }, SWEEP_INTERVAL_MS);
+  timer.unref();
+  log.info('knit ready', { socket: config.socket, stateDir: config.stateDir, store: config.store.kind, host: hostId });
+  return {
+    hostId,
+    async stop() {
+      clearInterval(timer);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+      await local.close();
+    },
+  };
+}

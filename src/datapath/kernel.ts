@@ -1,0 +1,177 @@
+// Applies kernel operations: one `ip -batch` and one `bridge -batch` process per call, undoing a half-applied batch.
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { badRequest, describe, KnitError, unavailable } from '../errors.js';
+import { run, type RunResult } from './exec.js';
+import { sysctlPath } from './names.js';
+import type { LinkState, Op } from './ops.js';
+import { type BatchFailure, parseBatchErrors, parseLinks, parseRouteDsts } from './parse.js';
+import { type BatchLine, type BatchTool, describeOp, renderBatches, undoOp } from './render.js';
+
+export type Family = 4 | 6;
+
+export interface KernelOptions {
+  log?: (line: object) => void;
+}
+
+// Errors that mean "already gone": teardown is idempotent because dockerd replays deletes.
+const ABSENT = /Cannot find device|No such file or directory|not found/i;
+const TABLES = new Set(['filter', 'nat', 'mangle', 'raw', 'security']);
+const PROC_SYS = '/proc/sys';
+
+/** The ops of `lines` before the failed one (an op whose first lines succeeded counts), in order, each once. */
+function opsBefore(lines: BatchLine[], end: number): number[] {
+  return [...new Set(lines.slice(0, end).map((l) => l.index))];
+}
+
+/**
+ * Which ops must be undone and which one failed. With no line number, ip stopped inside a neighbour
+ * line (they are rendered last): everything before them succeeded, and undoing every neighbour op is
+ * safe because a neighbour delete is an idempotent flush.
+ */
+function locate(a: { ops: Op[]; lines: BatchLine[]; failure: BatchFailure }): { done: number[]; failed?: number } {
+  const { ops, lines, failure } = a;
+  if (failure.line !== undefined) return { done: opsBefore(lines, failure.line - 1), failed: lines[failure.line - 1]?.index };
+  const neigh = lines.filter((l) => ops[l.index].op.startsWith('neigh-')).map((l) => l.index);
+  if (!neigh.length) return { done: [] };
+  return { done: opsBefore(lines, lines.length), failed: neigh.length === 1 ? neigh[0] : undefined };
+}
+
+export class Kernel {
+  private readonly log: (line: object) => void;
+  private iptablesWait = true;
+
+  constructor(options: KernelOptions = {}) {
+    this.log = options.log ?? (() => undefined);
+  }
+
+  /** Applies every op or, when one fails, none: the ones before it are undone, and the error names it. */
+  async apply(ops: Op[]): Promise<void> {
+    const batches = renderBatches(ops);
+    const applied: number[] = [];
+    for (const tool of ['ip', 'bridge'] as const) {
+      const lines = batches[tool];
+      if (!lines.length) continue;
+      const r = await this.batch({ tool, lines, force: false });
+      if (r.exitCode === 0) {
+        applied.push(...opsBefore(lines, lines.length));
+        continue;
+      }
+      const failure = parseBatchErrors(r.stderr, r.exitCode)[0];
+      const { done, failed } = locate({ ops, lines, failure });
+      applied.push(...done);
+      const undone = await this.undo(applied.map((i) => ops[i]));
+      const what = failed === undefined ? `running ${lines.length} ${tool} commands` : describeOp(ops[failed]);
+      throw new KnitError('internal', `${what} failed: ${failure.words}${undone}`);
+    }
+  }
+
+  /** Takes back applied ops, last first; returns a note for the error message when that fails too. */
+  private async undo(applied: Op[]): Promise<string> {
+    const undo = applied.reverse().flatMap((op) => undoOp(op) ?? []);
+    if (!undo.length) return '';
+    try {
+      await this.remove(undo);
+      return '';
+    } catch (err) {
+      this.log({ event: 'undo failed', error: describe(err) });
+      return `; undoing the earlier steps also failed: ${describe(err)}`;
+    }
+  }
+
+  /** Best-effort teardown: every op is tried, and "already gone" is success. */
+  async remove(ops: Op[]): Promise<void> {
+    const batches = renderBatches(ops);
+    const problems: string[] = [];
+    // Forwarding entries first: they live on links that the ip batch may delete.
+    for (const tool of ['bridge', 'ip'] as const) {
+      const lines = batches[tool];
+      if (!lines.length) continue;
+      const r = await this.batch({ tool, lines, force: true });
+      if (r.exitCode === 0) continue;
+      for (const f of parseBatchErrors(r.stderr, r.exitCode)) {
+        if (ABSENT.test(f.words)) continue;
+        const line = f.line === undefined ? undefined : lines[f.line - 1];
+        problems.push(`${line ? describeOp(ops[line.index]) : `running ${tool} commands`} failed: ${f.words}`);
+      }
+    }
+    if (problems.length) throw new KnitError('internal', problems.join('; '));
+  }
+
+  private async batch(a: { tool: BatchTool; lines: BatchLine[]; force: boolean }): Promise<RunResult> {
+    const args = a.force ? ['-force', '-batch', '-'] : ['-batch', '-'];
+    const r = await run({ tool: a.tool, args, input: a.lines.map((l) => `${l.text}\n`).join('') });
+    this.log({ event: 'batch', tool: a.tool, force: a.force, lines: a.lines.length, durationMs: r.durationMs, exitCode: r.exitCode });
+    return r;
+  }
+
+  /** Every link in this namespace with its kind, alias, master, MTU, state, MAC and global addresses. */
+  async links(): Promise<LinkState[]> {
+    const r = await run({ tool: 'ip', args: ['-j', '-d', 'addr', 'show'] });
+    if (r.exitCode !== 0) throw new KnitError('internal', `listing links failed: ${r.stderr.trim()}`);
+    return parseLinks(r.stdout);
+  }
+
+  /** IPv4 networks directly attached to this host (main table, scope link), which IPAM must not hand out. */
+  async onLinkRoutes(): Promise<string[]> {
+    const r = await run({ tool: 'ip', args: ['-j', '-4', 'route', 'show', 'table', 'main', 'scope', 'link'] });
+    if (r.exitCode !== 0) throw new KnitError('internal', `listing routes failed: ${r.stderr.trim()}`);
+    return parseRouteDsts(r.stdout);
+  }
+
+  /** Loads rules without touching chains the input does not name (--noflush). */
+  async iptablesRestore(family: Family, input: string): Promise<void> {
+    const tool = family === 4 ? 'iptables-restore' : 'ip6tables-restore';
+    const body = input.endsWith('\n') ? input : `${input}\n`;
+    const restore = async (): Promise<RunResult> => {
+      const r = await run({ tool, args: [...(this.iptablesWait ? ['-w'] : []), '--noflush'], input: body });
+      this.log({ event: 'restore', tool, lines: body.split('\n').length - 1, durationMs: r.durationMs, exitCode: r.exitCode });
+      return r;
+    };
+    let r = await restore();
+    // iptables before 1.6.2 has no -w for restore; every later one (legacy and nft) takes the xtables lock with it.
+    if (r.exitCode !== 0 && this.iptablesWait && /invalid option -- 'w'|unrecognized option '(-w|--wait)'/.test(r.stderr)) {
+      this.iptablesWait = false;
+      r = await restore();
+    }
+    if (r.exitCode !== 0) throw new KnitError('internal', `${tool} failed: ${r.stderr.trim()}`);
+  }
+
+  async iptablesSave(family: Family, table: string): Promise<string> {
+    if (!TABLES.has(table)) throw badRequest(`iptables table ${JSON.stringify(table)} is not one of ${[...TABLES].join(', ')}`);
+    const tool = family === 4 ? 'iptables-save' : 'ip6tables-save';
+    const r = await run({ tool, args: ['-t', table] });
+    if (r.exitCode !== 0) throw new KnitError('internal', `${tool} -t ${table} failed: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** Reads a sysctl straight from /proc/sys: no process. */
+  async sysctl(name: string): Promise<string> {
+    try {
+      return (await readFile(join(PROC_SYS, sysctlPath(name)), 'utf8')).trim();
+    } catch (err) {
+      if (err instanceof KnitError) throw err;
+      throw new KnitError('internal', `cannot read sysctl ${name}: ${describe(err)}`, { cause: err });
+    }
+  }
+
+  /** Sets a sysctl unless it already holds the value; a read-only /proc/sys (a managed plugin) gets a message saying what to do. */
+  async setSysctl(name: string, value: string): Promise<void> {
+    if (!/^[A-Za-z0-9_.:-]+$/.test(value)) throw badRequest(`sysctl value ${JSON.stringify(value)} for ${name} is malformed`);
+    const current = await this.sysctl(name);
+    if (current === value) return;
+    try {
+      await writeFile(join(PROC_SYS, sysctlPath(name)), value);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+        throw unavailable(
+          `${name} is ${current} but knit needs ${value}, and /proc/sys cannot be written here (as in a managed plugin); ` +
+            `set it on the host: sysctl -w ${name}=${value}`,
+          err,
+        );
+      }
+      throw new KnitError('internal', `cannot set sysctl ${name} to ${value}: ${describe(err)}`, { cause: err });
+    }
+  }
+}

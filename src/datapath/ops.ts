@@ -1,0 +1,38 @@
+// Every kernel change knit makes, as a value. Planners return lists of these; kernel.ts applies them.
+
+/** Links knit creates carry an alias "knit:<role>:<id12>" so restarts can find what knit owns. */
+export type LinkRole = 'net' | 'ep' | 'vx';
+
+/** `up` on a creating op brings the link up in the same command, saving a separate link-up. */
+export type LinkOp =
+  | { op: 'bridge-add'; name: string; mtu: number; alias: string; mac?: string; up?: boolean }
+  | { op: 'vxlan-add'; name: string; vni: number; local: string; port: number; mtu: number; alias: string; master: string; up?: boolean }
+  /** A veth pair: `name` stays on the host (attached to `master`), `peer` goes to the container. */
+  | { op: 'veth-add'; name: string; peer: string; mtu: number; master: string; alias: string; peerMac?: string; up?: boolean }
+  | { op: 'addr-add'; dev: string; cidr: string }
+  | { op: 'addr-del'; dev: string; cidr: string }
+  | { op: 'link-master'; name: string; master: string }
+  | { op: 'link-up'; name: string }
+  | { op: 'link-del'; name: string };
+
+export type FdbOp =
+  | { op: 'fdb-add'; dev: string; mac: string; dst: string }
+  | { op: 'fdb-del'; dev: string; mac: string; dst: string };
+
+export type NeighOp =
+  | { op: 'neigh-add'; dev: string; ip: string; mac: string }
+  | { op: 'neigh-del'; dev: string; ip: string };
+
+export type Op = LinkOp | FdbOp | NeighOp;
+
+/** What the kernel holds of a link knit cares about (from `ip -j -d link show`). */
+export interface LinkState {
+  name: string;
+  kind: string; // 'bridge', 'veth', 'vxlan', ...
+  alias?: string;
+  master?: string;
+  mtu: number;
+  up: boolean;
+  mac?: string;
+  addrs: string[]; // CIDRs, global scope only
+}

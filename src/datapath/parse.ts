@@ -1,0 +1,86 @@
+// Pure: reading what `ip` and `bridge` print, their batch failures and their JSON link and route lists.
+import type { LinkState } from './ops.js';
+
+/** One failed batch line; `line` is 1-based, and absent when the tool stopped without saying which line failed. */
+export interface BatchFailure {
+  line?: number;
+  words: string;
+}
+
+const MARKER = /^Command failed -:(\d+)$/;
+
+/** The kernel's own words: the first error line, without ip's "RTNETLINK answers:" or "Error:" prefix. */
+function kernelWords(message: string[]): string {
+  const first = message.find((l) => /^(RTNETLINK answers|Error): /.test(l)) ?? message[0] ?? 'no reason given';
+  return first.replace(/^(RTNETLINK answers|Error): /, '').replace(/\.$/, '');
+}
+
+/**
+ * ip and bridge print each failure's message followed by "Command failed -:N". A message with no
+ * marker after it means the tool exited in the middle of a line (ip does this when `neigh add/del`
+ * gets a netlink error, even with -force); it only counts as a failure when the exit code says so.
+ */
+export function parseBatchErrors(stderr: string, exitCode: number): BatchFailure[] {
+  const failures: BatchFailure[] = [];
+  let message: string[] = [];
+  for (const raw of stderr.split('\n')) {
+    const text = raw.trim();
+    const m = MARKER.exec(text);
+    if (m) {
+      failures.push({ line: Number(m[1]), words: kernelWords(message) });
+      message = [];
+    } else if (text) {
+      message.push(text);
+    }
+  }
+  if (exitCode !== 0 && (message.length || !failures.length)) failures.push({ words: kernelWords(message) });
+  return failures;
+}
+
+interface IpAddrInfo {
+  family?: string;
+  local?: string;
+  prefixlen?: number;
+  scope?: string;
+}
+
+interface IpLink {
+  ifname: string;
+  flags?: string[];
+  mtu?: number;
+  master?: string;
+  address?: string;
+  link_type?: string;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string };
+  addr_info?: IpAddrInfo[];
+}
+
+/** Reads `ip -j -d addr show`: one entry per link with its details and addresses. */
+export function parseLinks(json: string): LinkState[] {
+  const links = JSON.parse(json) as IpLink[];
+  return links.map((l) => {
+    const state: LinkState = {
+      name: l.ifname,
+      // A link with no linkinfo is a plain device (a NIC or lo): its link type is the best kind there is.
+      kind: l.linkinfo?.info_kind ?? l.link_type ?? 'unknown',
+      mtu: l.mtu ?? 0,
+      // The administrative state: a bridge with no ports is "up" though its operstate is DOWN.
+      up: l.flags?.includes('UP') ?? false,
+      addrs: (l.addr_info ?? []).filter((a) => a.scope === 'global' && a.local).map((a) => `${a.local}/${a.prefixlen}`),
+    };
+    if (l.ifalias) state.alias = l.ifalias;
+    if (l.master) state.master = l.master;
+    if (l.address && l.link_type === 'ether') state.mac = l.address;
+    return state;
+  });
+}
+
+/** Reads `ip -j route show`: the destinations as CIDRs (a host route gets its full-length prefix). */
+export function parseRouteDsts(json: string): string[] {
+  const routes = JSON.parse(json) as Array<{ dst?: string }>;
+  return routes
+    .map((r) => r.dst)
+    .filter((dst): dst is string => dst !== undefined && dst !== 'default')
+    .map((dst) => (dst.includes('/') ? dst : `${dst}/${dst.includes(':') ? 128 : 32}`));
+}

@@ -1,0 +1,29 @@
+// IPAM records and where they live in the (possibly cluster-wide) store.
+import type { Family } from './cidr.js';
+
+/** One per subnet, shared by every host that asked for it. */
+export interface PoolRecord {
+  subnet: string;
+  range?: string;
+  family: Family;
+  /** Host IDs holding the pool; the pool goes when the last one releases it. */
+  hosts: string[];
+  /** The gateway address, the same on every host. */
+  gateway?: string;
+}
+
+export type AddressKind = 'gateway' | 'static' | 'dynamic';
+
+/** One per taken address; created only if absent, so an address is never handed out twice. */
+export interface AddressRecord {
+  host: string;
+  kind: AddressKind;
+  at: string;
+}
+
+export const keys = {
+  pools: 'ipam/pools/',
+  pool: (subnetKey: string) => `ipam/pools/${subnetKey}`,
+  addrs: (subnetKey: string) => `ipam/addrs/${subnetKey}/`,
+  addr: (subnetKey: string, ip: string) => `ipam/addrs/${subnetKey}/${ip}`,
+};

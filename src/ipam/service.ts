@@ -1,0 +1,299 @@
+// The IPAM handler: loads pool and address records, lets the pure parts decide, saves with CAS.
+import { Mutex } from 'async-mutex';
+import { badRequest, conflict, notFound, unavailable } from '../errors.js';
+import type { Logger } from '../log.js';
+import { decode, encode } from '../store/records.js';
+import type { Entry, Store, Write } from '../store/types.js';
+import { AddressBook } from './allocator.js';
+import { type Cidr, type Family, contains, containsCidr, formatCidr, formatIp, parseCidr, parseIp, sameCidr, usableBounds } from './cidr.js';
+import { chooseSubnet, overlapping, parsePoolId, poolId, type PoolSpec, subnetKey } from './pools.js';
+import { type AddressKind, type AddressRecord, keys, type PoolRecord } from './records.js';
+
+export interface IpamDeps {
+  store: Store;
+  hostId: string;
+  defaultPools: PoolSpec[];
+  /** Networks on the host's links that a chosen pool must not overlap (on-link routes). */
+  reservedNetworks: () => Promise<Cidr[]>;
+  log: Logger;
+}
+
+export interface PoolRequest {
+  pool?: string;
+  subPool?: string;
+  v6: boolean;
+}
+
+export interface AddressRequest {
+  poolId: string;
+  address?: string;
+  gateway: boolean;
+}
+
+const CAS_ATTEMPTS = 50;
+
+export class Ipam {
+  private readonly lock = new Mutex();
+  private readonly books = new Map<string, AddressBook>();
+
+  constructor(private readonly deps: IpamDeps) {}
+
+  requestPool(req: PoolRequest): Promise<{ poolId: string; pool: string }> {
+    return this.lock.runExclusive(() => this.retry(() => this.tryRequestPool(req)));
+  }
+
+  async releasePool(id: string): Promise<void> {
+    await this.lock.runExclusive(() => this.retry(() => this.tryReleasePool(id)));
+  }
+
+  requestAddress(req: AddressRequest): Promise<string> {
+    return this.lock.runExclusive(() => this.retry(() => this.tryRequestAddress(req)));
+  }
+
+  async releaseAddress(id: string, address: string): Promise<void> {
+    await this.lock.runExclusive(() => this.retry(() => this.tryReleaseAddress(id, address)));
+  }
+
+  /** Every address record this host holds, for reconciliation with endpoints. */
+  async ownAddresses(): Promise<Array<{ key: string; ip: string; subnet: string; record: AddressRecord }>> {
+    const entries = await this.deps.store.list('ipam/addrs/');
+    return entries
+      .map((e) => ({ e, record: decode<AddressRecord>(e) }))
+      .filter(({ record }) => record.host === this.deps.hostId)
+      .map(({ e, record }) => {
+        const [, , sk, ip] = e.key.split('/');
+        return { key: e.key, ip, subnet: sk.replace('_', '/'), record };
+      });
+  }
+
+  /** Deletes one of this host's address records found by ownAddresses (leak clean-up). */
+  async releaseOwned(key: string): Promise<void> {
+    await this.lock.runExclusive(async () => {
+      const entry = await this.deps.store.get(key);
+      if (!entry || decode<AddressRecord>(entry).host !== this.deps.hostId) return;
+      await this.deps.store.commit([{ key, value: null, expect: entry.revision }]);
+      this.books.clear();
+    });
+  }
+
+  /** Runs `attempt` until it does not lose a compare-and-set (it returns undefined then). */
+  private async retry<T>(attempt: () => Promise<T | undefined>): Promise<T> {
+    for (let i = 0; i < CAS_ATTEMPTS; i++) {
+      const result = await attempt();
+      if (result !== undefined) return result;
+      this.books.clear();
+    }
+    throw unavailable('the IPAM store is too busy (compare-and-set kept failing); try again');
+  }
+
+  private async tryRequestPool(req: PoolRequest): Promise<{ poolId: string; pool: string } | undefined> {
+    const family: Family = req.v6 ? 6 : 4;
+    const held = await this.pools();
+    if (!req.pool) {
+      if (req.subPool) throw badRequest('an --ip-range (SubPool) needs a --subnet (Pool)');
+      return this.createDynamicPool(family, held);
+    }
+    const subnet = parseCidr(req.pool, 'subnet');
+    if (subnet.family !== family) {
+      throw badRequest(`subnet ${req.pool} is IPv${subnet.family} but the request is for an IPv${family} pool`);
+    }
+    const range = req.subPool ? parseCidr(req.subPool, 'ip-range') : undefined;
+    if (range && !containsCidr(subnet, range)) throw badRequest(`ip-range ${req.subPool} is not inside subnet ${req.pool}`);
+    const same = held.find((h) => sameCidr(h.subnet, subnet));
+    if (same) return this.joinPool(same, range);
+    const clash = overlapping(subnet, held.map((h) => h.subnet));
+    if (clash) {
+      throw conflict(`subnet ${req.pool} overlaps ${formatCidr(clash)}, which knit already holds; choose another --subnet`);
+    }
+    return this.createPool(subnet, range);
+  }
+
+  private async createDynamicPool(family: Family, held: HeldPool[]) {
+    const avoid = [...held.map((h) => h.subnet), ...(await this.deps.reservedNetworks())];
+    const subnet = chooseSubnet(this.deps.defaultPools, family, avoid);
+    if (!subnet) {
+      const ranges = this.deps.defaultPools.filter((p) => p.base.family === family).map((p) => `${formatCidr(p.base)}:${p.size}`);
+      throw conflict(`no free IPv${family} pool left in KNIT_DEFAULT_POOLS (${ranges.join(', ') || 'none for IPv' + family}); give --subnet or widen KNIT_DEFAULT_POOLS`);
+    }
+    return this.createPool(subnet);
+  }
+
+  private async createPool(subnet: Cidr, range?: Cidr) {
+    const record: PoolRecord = { subnet: formatCidr(subnet), family: subnet.family, hosts: [this.deps.hostId] };
+    if (range) record.range = formatCidr(range);
+    const ok = await this.deps.store.commit([{ key: keys.pool(subnetKey(subnet)), value: encode(record), expect: 0 }]);
+    if (ok === null) return undefined;
+    this.deps.log.info('pool created', { pool: record.subnet, range: record.range });
+    return { poolId: poolId(subnet, range), pool: record.subnet };
+  }
+
+  private async joinPool(held: HeldPool, range: Cidr | undefined) {
+    const { record, entry, subnet } = held;
+    if (record.hosts.includes(this.deps.hostId)) {
+      throw conflict(`subnet ${record.subnet} is already used by another knit network on this host; choose another --subnet`);
+    }
+    if ((record.range ?? '') !== (range ? formatCidr(range) : '')) {
+      throw conflict(`subnet ${record.subnet} is already defined with ip-range ${record.range ?? '(none)'} by another host; use the same --ip-range`);
+    }
+    const next: PoolRecord = { ...record, hosts: [...record.hosts, this.deps.hostId] };
+    const ok = await this.deps.store.commit([{ key: entry.key, value: encode(next), expect: entry.revision }]);
+    if (ok === null) return undefined;
+    this.deps.log.info('pool joined', { pool: record.subnet, hosts: next.hosts.length });
+    return { poolId: poolId(subnet, range), pool: record.subnet };
+  }
+
+  private async tryReleasePool(id: string): Promise<true | undefined> {
+    const { subnet } = parsePoolId(id);
+    const sk = subnetKey(subnet);
+    const entry = await this.deps.store.get(keys.pool(sk));
+    if (!entry) return true;
+    const record = decode<PoolRecord>(entry);
+    const hosts = record.hosts.filter((h) => h !== this.deps.hostId);
+    const addrs = await this.deps.store.list(keys.addrs(sk));
+    const mine = addrs.filter((a) => hosts.length === 0 || decode<AddressRecord>(a).host === this.deps.hostId);
+    const keep = hosts.length > 0 && record.gateway ? keys.addr(sk, record.gateway) : undefined;
+    // Addresses go before the pool record, so a crash in between leaves a pool, never orphans.
+    await this.deleteAll(mine.filter((a) => a.key !== keep));
+    const write: Write = hosts.length
+      ? { key: entry.key, value: encode({ ...record, hosts }), expect: entry.revision }
+      : { key: entry.key, value: null, expect: entry.revision };
+    if ((await this.deps.store.commit([write])) === null) return undefined;
+    this.books.delete(sk);
+    this.deps.log.info('pool released', { pool: record.subnet, remainingHosts: hosts.length });
+    return true;
+  }
+
+  private async deleteAll(entries: Entry[]): Promise<void> {
+    for (let i = 0; i < entries.length; i += 64) {
+      const chunk = entries.slice(i, i + 64).map((e) => ({ key: e.key, value: null }));
+      await this.deps.store.commit(chunk);
+    }
+  }
+
+  private async tryRequestAddress(req: AddressRequest): Promise<string | undefined> {
+    const { subnet, range } = parsePoolId(req.poolId);
+    const entry = await this.deps.store.get(keys.pool(subnetKey(subnet)));
+    if (!entry) throw notFound(`pool ${req.poolId} is not allocated (was the network removed?)`);
+    const pool = decode<PoolRecord>(entry);
+    if ((pool.range ?? '') !== (range ? formatCidr(range) : '')) {
+      throw conflict(`pool ${req.poolId} does not match the stored ip-range ${pool.range ?? '(none)'}`);
+    }
+    const book = await this.book(subnet, range);
+    const wanted = req.address ? this.checkAddress(req.address, subnet) : undefined;
+    let ip: bigint | undefined;
+    if (req.gateway) ip = await this.claimGateway({ book, pool, entry, wanted });
+    else if (wanted !== undefined) ip = await this.claimStatic(book, wanted);
+    else ip = await this.claimDynamic(book);
+    return ip === undefined ? undefined : `${formatIp(subnet.family, ip)}/${subnet.prefix}`;
+  }
+
+  private checkAddress(address: string, subnet: Cidr): bigint {
+    const { family, value } = parseIp(address);
+    const { first, last } = usableBounds(subnet);
+    if (family !== subnet.family || !contains(subnet, value)) {
+      throw badRequest(`address ${address} is not in subnet ${formatCidr(subnet)}`);
+    }
+    if (value < first || value > last) {
+      throw badRequest(`address ${address} is the network or broadcast address of ${formatCidr(subnet)}`);
+    }
+    return value;
+  }
+
+  private async claimGateway(a: { book: AddressBook; pool: PoolRecord; entry: Entry; wanted?: bigint }) {
+    const { book, pool, entry, wanted } = a;
+    const family = book.subnet.family;
+    if (pool.gateway) {
+      const current = parseIp(pool.gateway).value;
+      if (wanted !== undefined && wanted !== current) {
+        throw conflict(`subnet ${pool.subnet} already has gateway ${pool.gateway} (set by the first host); use --gateway ${pool.gateway}`);
+      }
+      return current;
+    }
+    const ip = wanted ?? book.lowestFree();
+    if (ip === undefined) throw conflict(`no free address left in ${pool.subnet} for a gateway`);
+    if (wanted !== undefined && book.isUsed(ip)) throw conflict(`gateway ${formatIp(family, ip)} is already in use in ${pool.subnet}`);
+    const text = formatIp(family, ip);
+    const ok = await this.deps.store.commit([
+      { key: entry.key, value: encode({ ...pool, gateway: text }), expect: entry.revision },
+      this.addressWrite(book.subnet, text, 'gateway'),
+    ]);
+    if (ok === null) return undefined;
+    book.take(ip);
+    return ip;
+  }
+
+  private async claimStatic(book: AddressBook, ip: bigint): Promise<bigint | undefined> {
+    const text = formatIp(book.subnet.family, ip);
+    if (book.isUsed(ip)) throw conflict(`address ${text} is already in use in ${formatCidr(book.subnet)}`);
+    if ((await this.deps.store.commit([this.addressWrite(book.subnet, text, 'static')])) === null) {
+      book.take(ip);
+      throw conflict(`address ${text} is already in use in ${formatCidr(book.subnet)}`);
+    }
+    book.take(ip);
+    return ip;
+  }
+
+  private async claimDynamic(book: AddressBook): Promise<bigint> {
+    for (let i = 0; i < CAS_ATTEMPTS; i++) {
+      const ip = book.next();
+      if (ip === undefined) {
+        const where = book.range ? `ip-range ${formatCidr(book.range)}` : `subnet ${formatCidr(book.subnet)}`;
+        throw conflict(`no free address left in ${where}; remove containers or use a larger subnet`);
+      }
+      const ok = await this.deps.store.commit([this.addressWrite(book.subnet, formatIp(book.subnet.family, ip), 'dynamic')]);
+      book.take(ip);
+      if (ok !== null) return ip;
+    }
+    throw unavailable('the IPAM store is too busy (every address tried was taken concurrently); try again');
+  }
+
+  private addressWrite(subnet: Cidr, ip: string, kind: AddressKind): Write {
+    const record: AddressRecord = { host: this.deps.hostId, kind, at: new Date().toISOString() };
+    return { key: keys.addr(subnetKey(subnet), ip), value: encode(record), expect: 0 };
+  }
+
+  private async tryReleaseAddress(id: string, address: string): Promise<true | undefined> {
+    const { subnet, range } = parsePoolId(id);
+    const ip = this.checkAddress(address, subnet);
+    const sk = subnetKey(subnet);
+    const pool = await this.deps.store.get(keys.pool(sk));
+    // The gateway belongs to the pool (shared by every host) and goes with it.
+    if (!pool || decode<PoolRecord>(pool).gateway === address) return true;
+    const entry = await this.deps.store.get(keys.addr(sk, formatIp(subnet.family, ip)));
+    if (!entry) return true;
+    const record = decode<AddressRecord>(entry);
+    if (record.host !== this.deps.hostId) {
+      this.deps.log.warn('release of an address held by another host ignored', { address, holder: record.host });
+      return true;
+    }
+    if ((await this.deps.store.commit([{ key: entry.key, value: null, expect: entry.revision }])) === null) return undefined;
+    (await this.book(subnet, range)).release(ip);
+    return true;
+  }
+
+  private async pools(): Promise<HeldPool[]> {
+    const entries = await this.deps.store.list(keys.pools);
+    return entries.map((entry) => {
+      const record = decode<PoolRecord>(entry);
+      return { entry, record, subnet: parseCidr(record.subnet) };
+    });
+  }
+
+  private async book(subnet: Cidr, range?: Cidr): Promise<AddressBook> {
+    const sk = subnetKey(subnet);
+    const cached = this.books.get(sk);
+    if (cached) return cached;
+    const book = new AddressBook(subnet, range);
+    for (const e of await this.deps.store.list(keys.addrs(sk))) {
+      book.take(parseIp(e.key.slice(keys.addrs(sk).length)).value);
+    }
+    this.books.set(sk, book);
+    return book;
+  }
+}
+
+interface HeldPool {
+  entry: Entry;
+  record: PoolRecord;
+  subnet: Cidr;
+}

@@ -1,0 +1,45 @@
+// Periodic clean-up across both handlers: endpoints whose container vanished while knit was away,
+// and addresses IPAM handed out that no endpoint or network ended up using.
+import { describe } from './errors.js';
+import type { Ipam } from './ipam/service.js';
+import type { Logger } from './log.js';
+import type { Datapath, NetworkDriver } from './network/service.js';
+
+/** How long an address may exist with no endpoint: dockerd asks IPAM just before CreateEndpoint. */
+export const ADDRESS_GRACE_MS = 60_000;
+
+export interface SweepReport {
+  staleEndpoints: number;
+  leakedAddresses: number;
+}
+
+export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Datapath; log: Logger; now?: number }): Promise<SweepReport> {
+  const { driver, ipam, kernel, log } = a;
+  const now = a.now ?? Date.now();
+  const report: SweepReport = { staleEndpoints: 0, leakedAddresses: 0 };
+  const links = new Set((await kernel.links()).map((l) => l.name));
+  for (const ep of await driver.endpoints()) {
+    // A joined endpoint whose veth is gone lost its namespace: dockerd's own teardown did not reach us.
+    if (ep.sandboxKey && !links.has(ep.hostIf)) {
+      await driver.deleteEndpoint(ep.networkId, ep.id);
+      report.staleEndpoints++;
+    }
+  }
+  const used = new Set<string>();
+  for (const ep of await driver.endpoints()) for (const c of [ep.address, ep.addressV6]) if (c) used.add(c.split('/')[0]);
+  for (const net of await driver.networks()) {
+    for (const s of [...net.ipv4, ...net.ipv6]) for (const ip of Object.values(s.aux ?? {})) used.add(ip);
+  }
+  for (const addr of await ipam.ownAddresses()) {
+    if (addr.record.kind === 'gateway' || used.has(addr.ip)) continue;
+    if (now - Date.parse(addr.record.at) < ADDRESS_GRACE_MS) continue;
+    try {
+      await ipam.releaseOwned(addr.key);
+      report.leakedAddresses++;
+    } catch (err) {
+      log.warn('could not release a leaked address', { address: addr.ip, error: describe(err) });
+    }
+  }
+  if (report.staleEndpoints || report.leakedAddresses) log.info('swept', { ...report });
+  return report;
+}

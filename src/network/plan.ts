@@ -1,0 +1,36 @@
+// Pure planners: the kernel operations that make (or unmake) a network or an endpoint.
+import { createHash } from 'node:crypto';
+import type { LinkOp } from '../datapath/ops.js';
+import { aliasFor, vethNames } from '../datapath/names.js';
+import type { EndpointRecord, NetworkRecord } from './records.js';
+
+export const DEFAULT_MTU = 1500;
+
+export const mtuOf = (net: NetworkRecord): number => net.mtu ?? DEFAULT_MTU;
+
+/** A locally administered unicast MAC derived from the endpoint ID, so replays give the same one. */
+export function macFor(endpointId: string): string {
+  const h = createHash('sha256').update(endpointId).digest();
+  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+export function planNetwork(net: NetworkRecord): LinkOp[] {
+  const ops: LinkOp[] = [{ op: 'bridge-add', name: net.bridge, mtu: mtuOf(net), alias: aliasFor('net', net.id), up: true }];
+  for (const s of [...net.ipv4, ...net.ipv6]) if (s.gateway) ops.push({ op: 'addr-add', dev: net.bridge, cidr: s.gateway });
+  return ops;
+}
+
+export function endpointNames(endpointId: string): { hostIf: string; peerIf: string } {
+  const v = vethNames(endpointId);
+  return { hostIf: v.host, peerIf: v.peer };
+}
+
+export function planEndpoint(net: NetworkRecord, ep: EndpointRecord): LinkOp[] {
+  return [{ op: 'veth-add', name: ep.hostIf, peer: ep.peerIf, mtu: mtuOf(net), master: net.bridge, alias: aliasFor('ep', ep.id), peerMac: ep.mac, up: true }];
+}
+
+export const planEndpointRemoval = (ep: EndpointRecord): LinkOp[] => [{ op: 'link-del', name: ep.hostIf }];
+
+export function planNetworkRemoval(net: NetworkRecord, eps: EndpointRecord[]): LinkOp[] {
+  return [...eps.flatMap(planEndpointRemoval), { op: 'link-del', name: net.bridge }];
+}

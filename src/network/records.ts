@@ -1,0 +1,36 @@
+// Host-local records of networks and endpoints, kept in the embedded store under the state dir.
+import type { NetworkSpec } from './spec.js';
+
+export type NetworkRecord = NetworkSpec & { createdAt: string };
+
+export interface PortMapping {
+  proto: 'tcp' | 'udp' | 'sctp';
+  containerPort: number;
+  hostIp: string;
+  hostPort: number;
+}
+
+export interface EndpointRecord {
+  id: string;
+  networkId: string;
+  /** Host end (on the bridge) and container end of the veth pair. */
+  hostIf: string;
+  peerIf: string;
+  mac: string;
+  /** CIDRs as IPAM gave them. */
+  address?: string;
+  addressV6?: string;
+  sandboxKey?: string;
+  /** Published ports, present while external connectivity is programmed. */
+  ports: PortMapping[];
+  createdAt: string;
+}
+
+export const keys = {
+  networks: 'net/',
+  network: (id: string) => `net/${id}`,
+  endpoints: (networkId: string) => `ep/${networkId}/`,
+  allEndpoints: 'ep/',
+  endpoint: (networkId: string, id: string) => `ep/${networkId}/${id}`,
+  hostId: 'meta/host-id',
+};

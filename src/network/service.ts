@@ -1,0 +1,252 @@
+// The network driver handler: load records, plan, save, apply to the kernel, undo on failure.
+import { conflict, describe, notFound } from '../errors.js';
+import type { Op, LinkState } from '../datapath/ops.js';
+import { bridgeName, validateIfName } from '../datapath/names.js';
+import { short, type Logger } from '../log.js';
+import { parseAddrCidr } from '../ipam/cidr.js';
+import { decode, encode } from '../store/records.js';
+import type { Store } from '../store/types.js';
+import { KeyedLock } from '../util/keyed-lock.js';
+import { endpointNames, macFor, planEndpoint, planEndpointRemoval, planNetwork, planNetworkRemoval } from './plan.js';
+import { type EndpointRecord, keys, type NetworkRecord, type PortMapping } from './records.js';
+import { assignPorts, parsePortMap } from './ports.js';
+import { buildSpec, type IpamConfig } from './spec.js';
+import { validateMac } from '../datapath/names.js';
+
+export interface Datapath {
+  apply(ops: Op[]): Promise<void>;
+  remove(ops: Op[]): Promise<void>;
+  links(): Promise<LinkState[]>;
+}
+
+/** Keeps knit's iptables state in step with the records of one network. */
+export interface Firewall {
+  syncNetwork(net: NetworkRecord, eps: EndpointRecord[]): Promise<void>;
+  removeNetwork(net: NetworkRecord): Promise<void>;
+}
+
+export interface NetworkDeps {
+  store: Store;
+  kernel: Datapath;
+  firewall: Firewall;
+  log: Logger;
+  /** Ports that sockets on the host hold, so a mapping never steals one. */
+  boundPorts: () => Promise<Record<PortMapping['proto'], Set<number>>>;
+}
+
+export interface JoinReply {
+  srcName: string;
+  gateway?: string;
+  gatewayV6?: string;
+  disableGatewayService: boolean;
+}
+
+const ALL = '*';
+const PORTS = 'ports';
+
+export class NetworkDriver {
+  private readonly locks = new KeyedLock();
+
+  constructor(private readonly deps: NetworkDeps) {}
+
+  async createNetwork(req: { id: string; options: Record<string, unknown>; ipv4: IpamConfig[]; ipv6: IpamConfig[] }): Promise<void> {
+    const spec = buildSpec({ ...req, defaultBridge: bridgeName(req.id) });
+    validateIfName(spec.bridge);
+    await this.locks.run(ALL, async () => {
+      const existing = await this.network(req.id);
+      if (existing) return this.replayNetwork(existing, spec);
+      const others = await this.networks();
+      const clash = others.find((n) => n.bridge === spec.bridge);
+      if (clash) throw conflict(`bridge ${spec.bridge} is already used by knit network ${short(clash.id)}; choose another com.docker.network.bridge.name`);
+      const taken = (await this.deps.kernel.links()).find((l) => l.name === spec.bridge);
+      if (taken) throw conflict(`a link named ${spec.bridge} already exists on this host and knit did not make it; choose another com.docker.network.bridge.name`);
+      const net: NetworkRecord = { ...spec, createdAt: new Date().toISOString() };
+      await this.save(keys.network(net.id), net);
+      try {
+        await this.deps.kernel.apply(planNetwork(net));
+        await this.deps.firewall.syncNetwork(net, []);
+      } catch (err) {
+        await this.undo(() => this.deps.kernel.remove(planNetworkRemoval(net, [])));
+        await this.undo(() => this.deps.firewall.removeNetwork(net));
+        await this.deps.store.commit([{ key: keys.network(net.id), value: null }]);
+        throw err;
+      }
+      this.deps.log.info('network created', { network: short(net.id), bridge: net.bridge, mode: net.mode, subnets: [...net.ipv4, ...net.ipv6].map((s) => s.subnet) });
+    });
+  }
+
+  /** dockerd re-sends a call whose reply it lost; the same request again is a success. */
+  private async replayNetwork(existing: NetworkRecord, spec: ReturnType<typeof buildSpec>): Promise<void> {
+    const { createdAt, ...stored } = existing;
+    void createdAt;
+    if (JSON.stringify(stored) !== JSON.stringify(spec)) throw conflict(`network ${short(spec.id)} already exists with other settings`);
+  }
+
+  async deleteNetwork(id: string): Promise<void> {
+    await this.locks.run(ALL, () =>
+      this.locks.run(id, async () => {
+        const net = await this.network(id);
+        if (!net) return;
+        const eps = await this.endpoints(id);
+        await this.deps.store.commit([...eps.map((e) => ({ key: keys.endpoint(id, e.id), value: null })), { key: keys.network(id), value: null }]);
+        await this.deps.kernel.remove(planNetworkRemoval(net, eps));
+        await this.deps.firewall.removeNetwork(net);
+        this.deps.log.info('network deleted', { network: short(id), bridge: net.bridge, staleEndpoints: eps.length });
+      }),
+    );
+  }
+
+  async createEndpoint(req: { networkId: string; endpointId: string; address?: string; addressV6?: string; mac?: string; options: Record<string, unknown> }): Promise<{ mac: string }> {
+    return this.locks.run(req.networkId, async () => {
+      const net = await this.requireNetwork(req.networkId);
+      const mac = req.mac ? validateMac(req.mac) : macFor(req.endpointId);
+      this.checkAddress(net, req.address, 4);
+      this.checkAddress(net, req.addressV6, 6);
+      const existing = await this.endpoint(req.networkId, req.endpointId);
+      if (existing) {
+        if (existing.address !== req.address || existing.addressV6 !== req.addressV6 || existing.mac !== mac) {
+          throw conflict(`endpoint ${short(req.endpointId)} already exists with other addresses`);
+        }
+        return { mac };
+      }
+      const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId), mac, ports: [], createdAt: new Date().toISOString() };
+      if (req.address) ep.address = req.address;
+      if (req.addressV6) ep.addressV6 = req.addressV6;
+      await this.save(keys.endpoint(net.id, ep.id), ep);
+      try {
+        await this.deps.kernel.apply(planEndpoint(net, ep));
+      } catch (err) {
+        await this.deps.store.commit([{ key: keys.endpoint(net.id, ep.id), value: null }]);
+        throw err;
+      }
+      this.deps.log.info('endpoint created', { network: short(net.id), endpoint: short(ep.id), address: ep.address, addressV6: ep.addressV6, mac, veth: ep.hostIf });
+      return { mac };
+    });
+  }
+
+  private checkAddress(net: NetworkRecord, cidr: string | undefined, family: 4 | 6): void {
+    if (!cidr) return;
+    const { ip } = parseAddrCidr(cidr, family === 4 ? 'Interface.Address' : 'Interface.AddressIPv6');
+    const subnets = family === 4 ? net.ipv4 : net.ipv6;
+    const inside = subnets.some((s) => {
+      const sub = parseAddrCidr(s.subnet).cidr;
+      return sub.family === family && ip >= sub.base && ip < sub.base + (1n << BigInt((family === 4 ? 32 : 128) - sub.prefix));
+    });
+    if (!inside) throw conflict(`address ${cidr} is not in any IPv${family} subnet of network ${short(net.id)}`);
+  }
+
+  async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
+    await this.locks.run(networkId, async () => {
+      const ep = await this.endpoint(networkId, endpointId);
+      if (!ep) return;
+      // The record goes first: a crash after it leaves an unowned link, which reconcile removes.
+      await this.deps.store.commit([{ key: keys.endpoint(networkId, endpointId), value: null }]);
+      await this.deps.kernel.remove(planEndpointRemoval(ep));
+      const net = await this.network(networkId);
+      if (net && ep.ports.length) await this.deps.firewall.syncNetwork(net, await this.endpoints(networkId));
+      this.deps.log.info('endpoint deleted', { network: short(networkId), endpoint: short(endpointId) });
+    });
+  }
+
+  async join(req: { networkId: string; endpointId: string; sandboxKey: string; options: Record<string, unknown> }): Promise<JoinReply> {
+    return this.locks.run(req.networkId, async () => {
+      const net = await this.requireNetwork(req.networkId);
+      const ep = await this.endpoint(req.networkId, req.endpointId);
+      if (!ep) throw notFound(`endpoint ${short(req.endpointId)} is not known to knit on network ${short(req.networkId)}`);
+      if (ep.sandboxKey !== req.sandboxKey) await this.save(keys.endpoint(net.id, ep.id), { ...ep, sandboxKey: req.sandboxKey });
+      const reply: JoinReply = { srcName: ep.peerIf, disableGatewayService: net.internal };
+      if (!net.internal) {
+        const gw4 = net.ipv4.find((s) => s.gateway)?.gateway;
+        const gw6 = net.ipv6.find((s) => s.gateway)?.gateway;
+        if (gw4) reply.gateway = gw4.split('/')[0];
+        if (gw6 && ep.addressV6) reply.gatewayV6 = gw6.split('/')[0];
+      }
+      this.deps.log.info('endpoint joined', { network: short(net.id), endpoint: short(ep.id), sandbox: req.sandboxKey.split('/').pop() });
+      return reply;
+    });
+  }
+
+  async leave(networkId: string, endpointId: string): Promise<void> {
+    await this.revokeExternal(networkId, endpointId);
+  }
+
+  async programExternal(req: { networkId: string; endpointId: string; options: Record<string, unknown> }): Promise<void> {
+    await this.locks.run(req.networkId, () =>
+      this.locks.run(PORTS, async () => {
+        const net = await this.requireNetwork(req.networkId);
+        const ep = await this.endpoint(req.networkId, req.endpointId);
+        if (!ep) throw notFound(`endpoint ${short(req.endpointId)} is not known to knit on network ${short(req.networkId)}`);
+        const reqs = parsePortMap(req.options['com.docker.network.portmap'], net.hostBindingIpv4 ?? '0.0.0.0');
+        if (net.internal || (reqs.length === 0 && ep.ports.length === 0)) return;
+        const all = await this.endpoints();
+        const taken = all.filter((e) => e.id !== ep.id).flatMap((e) => e.ports);
+        const bound = await this.deps.boundPorts();
+        const next: EndpointRecord = { ...ep, ports: assignPorts(reqs, taken, (proto, p) => bound[proto as PortMapping['proto']].has(p)) };
+        await this.save(keys.endpoint(net.id, ep.id), next);
+        try {
+          await this.deps.firewall.syncNetwork(net, all.map((e) => (e.id === ep.id ? next : e)).filter((e) => e.networkId === net.id));
+        } catch (err) {
+          await this.save(keys.endpoint(net.id, ep.id), ep);
+          throw err;
+        }
+        const ports = next.ports.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`);
+        this.deps.log.info('ports published', { network: short(net.id), endpoint: short(ep.id), ports });
+      }),
+    );
+  }
+
+  async revokeExternal(networkId: string, endpointId: string): Promise<void> {
+    await this.locks.run(networkId, () => this.locks.run(PORTS, async () => {
+      const ep = await this.endpoint(networkId, endpointId);
+      if (!ep || ep.ports.length === 0) return;
+      const next = { ...ep, ports: [] };
+      await this.save(keys.endpoint(networkId, endpointId), next);
+      const net = await this.network(networkId);
+      if (net) await this.deps.firewall.syncNetwork(net, await this.endpoints(networkId));
+      this.deps.log.info('ports unpublished', { network: short(networkId), endpoint: short(endpointId) });
+    }));
+  }
+
+  async endpointInfo(networkId: string, endpointId: string): Promise<Record<string, unknown>> {
+    const ep = await this.endpoint(networkId, endpointId);
+    if (!ep) return {};
+    return { hostInterface: ep.hostIf, mac: ep.mac, address: ep.address, addressV6: ep.addressV6, ports: ep.ports };
+  }
+
+  async network(id: string): Promise<NetworkRecord | undefined> {
+    const e = await this.deps.store.get(keys.network(id));
+    return e ? decode<NetworkRecord>(e) : undefined;
+  }
+
+  async networks(): Promise<NetworkRecord[]> {
+    return (await this.deps.store.list(keys.networks)).map((e) => decode<NetworkRecord>(e));
+  }
+
+  async endpoints(networkId?: string): Promise<EndpointRecord[]> {
+    const prefix = networkId ? keys.endpoints(networkId) : keys.allEndpoints;
+    return (await this.deps.store.list(prefix)).map((e) => decode<EndpointRecord>(e));
+  }
+
+  private async endpoint(networkId: string, id: string): Promise<EndpointRecord | undefined> {
+    const e = await this.deps.store.get(keys.endpoint(networkId, id));
+    return e ? decode<EndpointRecord>(e) : undefined;
+  }
+
+  private async requireNetwork(id: string): Promise<NetworkRecord> {
+    const net = await this.network(id);
+    if (!net) throw notFound(`network ${short(id)} is not known to knit (was it created while knit used another state directory?)`);
+    return net;
+  }
+
+  private async save(key: string, record: object): Promise<void> {
+    await this.deps.store.commit([{ key, value: encode(record) }]);
+  }
+
+  private async undo(step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      this.deps.log.error('undo failed', { error: describe(err) });
+    }
+  }
+}

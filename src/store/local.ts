@@ -1,0 +1,233 @@
+// The embedded single-host store: an LMDB environment in the state directory.
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { EventLog } from './event-log.js';
+import type { Check, Entry, Lease, Store, Watch, WatchEvent, Write } from './types.js';
+
+const MAX_KEY_BYTES = 1000;
+const REVISION = 'revision';
+/** How often buffered commits are flushed to disk when commits do not sync (see openLocalStore). */
+const FLUSH_INTERVAL_MS = 1000;
+
+/** A stored entry: its value, the revision of its last change, and the lease it belongs to. */
+type Stored = [value: string, revision: number, lease?: string];
+/** What one transaction did; `events` is absent when nothing was written (a check-only commit). */
+type Applied = { revision: number; events?: WatchEvent[] };
+
+/**
+ * Opens (creating if needed) the store in `dir`.
+ *
+ * Every commit is one LMDB write transaction, so a process killed at any moment loses no
+ * commit that resolved and never leaves one half applied. With `sync: true` each commit is
+ * also fsynced before it resolves (safe against power loss), but fsync caps sequential commits
+ * near 1,000/s on the test host; the default, `sync: false`, leaves commits in the OS page
+ * cache (3,500+/s; a process crash loses nothing) and flushes them every second, so an OS crash
+ * or power cut can lose up to about a second of commits.
+ */
+export async function openLocalStore(dir: string, opts: { sync?: boolean } = {}): Promise<Store> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const sync = opts.sync ?? false;
+  // overlappingSync is fixed when the environment is created, and it would stop a directory from
+  // being reopened with the other `sync` setting; noSync is chosen afresh at each open.
+  const root = open<unknown, string>(dir, { maxDbs: 3, noSubdir: false, overlappingSync: false, noSync: !sync });
+  const store = new LocalStore(root, sync);
+  await store.dropOrphanedLeases();
+  return store;
+}
+
+class LocalStore implements Store {
+  readonly kind = 'local';
+  private readonly kv: Database<Stored, Buffer>;
+  private readonly meta: Database<number, string>;
+  /** `<lease id>/<key>` for every key attached to a lease, so a revoke finds its keys with a range scan. */
+  private readonly leased: Database<true, Buffer>;
+  private readonly liveLeases = new Set<string>();
+  private readonly events: EventLog;
+  private readonly flusher?: NodeJS.Timeout;
+  private unflushed = false;
+  private flushError: unknown;
+  private closed = false;
+
+  constructor(private readonly root: RootDatabase<unknown, string>, sync: boolean) {
+    this.kv = root.openDB<Stored, Buffer>({ name: 'kv', encoding: 'json', keyEncoding: 'binary' });
+    this.meta = root.openDB<number, string>({ name: 'meta', encoding: 'json' });
+    this.leased = root.openDB<true, Buffer>({ name: 'leased', encoding: 'json', keyEncoding: 'binary' });
+    this.events = new EventLog(this.meta.get(REVISION) ?? 0);
+    if (!sync) this.flusher = setInterval(() => this.flushInBackground(), FLUSH_INTERVAL_MS).unref();
+  }
+
+  async get(key: string): Promise<Entry | undefined> {
+    this.assertOpen();
+    const stored = this.kv.get(keyBytes(key));
+    return stored && { key, value: stored[0], revision: stored[1] };
+  }
+
+  async list(prefix: string): Promise<Entry[]> {
+    this.assertOpen();
+    if (prefix !== '') keyBytes(prefix);
+    const range = this.kv.getRange(prefixRange(prefix));
+    return range.map(({ key, value }) => ({ key: key.toString('utf8'), value: value[0], revision: value[1] })).asArray;
+  }
+
+  async commit(writes: Write[], checks: Check[] = []): Promise<number | null> {
+    this.assertOpen();
+    this.validate(writes, checks);
+    return this.run(() => this.apply(writes, checks));
+  }
+
+  watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number): Watch {
+    this.assertOpen();
+    return this.events.watch(prefix, onEvent, afterRevision);
+  }
+
+  /** Leases here never expire (one host: the holder is this process), so onLost never fires. */
+  async grantLease(ttlSeconds: number): Promise<Lease> {
+    this.assertOpen();
+    if (!(ttlSeconds > 0)) throw new Error(`a lease needs a positive TTL, got ${ttlSeconds}`);
+    const id = randomUUID();
+    this.liveLeases.add(id);
+    return { id, ttlSeconds, onLost: () => undefined, revoke: () => this.revoke(id) };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.flusher);
+    this.events.closeAll();
+    await this.root.close();
+  }
+
+  /**
+   * A lease cannot outlive the process that holds it, so keys left attached to one by an
+   * earlier run are deleted at open, as a cluster store deletes them when the lease expires.
+   */
+  async dropOrphanedLeases(): Promise<void> {
+    await this.run(() => this.deleteLeased(''));
+  }
+
+  private async revoke(id: string): Promise<void> {
+    if (this.closed || !this.liveLeases.delete(id)) return;
+    await this.run(() => this.deleteLeased(`${id}/`));
+  }
+
+  private deleteLeased(prefix: string): Applied | null {
+    const keys = Array.from(this.leased.getKeys(prefixRange(prefix)), (k) => {
+      const text = k.toString('utf8');
+      return text.slice(text.indexOf('/') + 1);
+    });
+    return keys.length === 0 ? null : this.apply(keys.map((key) => ({ key, value: null })), []);
+  }
+
+  /** Runs `body` in a write transaction and publishes what it wrote once it is committed. */
+  private async run(body: () => Applied | null): Promise<number | null> {
+    if (this.flushError !== undefined) {
+      const cause = this.flushError;
+      this.flushError = undefined;
+      throw new Error('the local store could not flush earlier commits to disk', { cause });
+    }
+    const applied = await this.root.transaction(body);
+    if (applied === null) return null;
+    if (applied.events !== undefined) {
+      this.unflushed = true;
+      this.events.committed(applied.revision, applied.events);
+    }
+    return applied.revision;
+  }
+
+  /**
+   * The body of a commit, inside the write transaction. lmdb commits whatever a callback wrote
+   * even if it throws afterwards, so every guard is checked before the first write and nothing
+   * here may throw (inputs were validated before the transaction was queued).
+   */
+  private apply(writes: Write[], checks: Check[]): Applied | null {
+    const guards: Check[] = [...checks];
+    for (const w of writes) if (w.expect !== undefined) guards.push({ key: w.key, expect: w.expect });
+    if (!guards.every((g) => (this.kv.get(keyBytes(g.key))?.[1] ?? 0) === g.expect)) return null;
+    const current = this.meta.get(REVISION) ?? 0;
+    if (writes.length === 0) return { revision: current };
+    const revision = current + 1;
+    const events = writes.flatMap((w) => this.applyWrite(w, revision));
+    this.meta.putSync(REVISION, revision);
+    return { revision, events };
+  }
+
+  private applyWrite(write: Write, revision: number): WatchEvent[] {
+    const { key, value } = write;
+    const k = keyBytes(key);
+    const old = this.kv.get(k);
+    if (old?.[2] !== undefined) this.leased.removeSync(keyBytes(`${old[2]}/${key}`, false));
+    if (value === null) {
+      if (old === undefined) return [];
+      this.kv.removeSync(k);
+      return [{ type: 'delete', key, revision }];
+    }
+    const lease = write.lease?.id;
+    this.kv.putSync(k, lease === undefined ? [value, revision] : [value, revision, lease]);
+    if (lease !== undefined) this.leased.putSync(keyBytes(`${lease}/${key}`, false), true);
+    return [{ type: 'put', key, value, revision }];
+  }
+
+  private validate(writes: Write[], checks: Check[]): void {
+    const seen = new Set<string>();
+    for (const w of writes) {
+      keyBytes(w.key);
+      if (seen.has(w.key)) throw new Error(`a commit may write a key only once, and ${w.key} appears twice`);
+      seen.add(w.key);
+      if (typeof w.value !== 'string' && w.value !== null) throw new Error(`the value for ${w.key} is not a string`);
+      if (w.expect !== undefined) validateExpect(w.key, w.expect);
+      if (w.lease !== undefined && !this.liveLeases.has(w.lease.id)) {
+        throw new Error(`lease ${w.lease.id} was revoked or was not granted by this store`);
+      }
+    }
+    for (const c of checks) {
+      keyBytes(c.key);
+      validateExpect(c.key, c.expect);
+    }
+  }
+
+  private flushInBackground(): void {
+    if (!this.unflushed || this.closed) return;
+    this.unflushed = false;
+    // lmdb's typings leave out sync(), which runs mdb_env_sync on a worker thread.
+    const root = this.root as unknown as { sync(done: (err?: unknown) => void): void };
+    root.sync((err) => {
+      if (err) this.flushError = err;
+    });
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the local store is closed');
+  }
+}
+
+/** A key as LMDB stores it: UTF-8 bytes, so keys sort by code point as in etcd and Consul. */
+function keyBytes(key: string, limit = true): Buffer {
+  if (typeof key !== 'string' || key === '') throw new Error('a store key must be a non-empty string');
+  const bytes = Buffer.from(key, 'utf8');
+  // A lone surrogate has no UTF-8 form; Buffer.from would quietly turn it into U+FFFD.
+  if (bytes.toString('utf8') !== key) throw new Error(`store key ${JSON.stringify(key)} is not valid Unicode`);
+  if (limit && bytes.length > MAX_KEY_BYTES) {
+    throw new Error(`store key ${key.slice(0, 60)}... is ${bytes.length} bytes long; keys are limited to ${MAX_KEY_BYTES}`);
+  }
+  return bytes;
+}
+
+function validateExpect(key: string, expect: number): void {
+  if (!Number.isSafeInteger(expect) || expect < 0) {
+    throw new Error(`the expected revision for ${key} must be a whole number >= 0, got ${expect}`);
+  }
+}
+
+/** LMDB range bounds covering every key that starts with `prefix` (byte-wise). */
+function prefixRange(prefix: string): { start?: Buffer; end?: Buffer } {
+  if (prefix === '') return {};
+  const start = Buffer.from(prefix, 'utf8');
+  // The first key past the prefix: drop trailing 0xff bytes, then bump the last one.
+  let length = start.length;
+  while (length > 0 && start[length - 1] === 0xff) length--;
+  if (length === 0) return { start };
+  const end = Buffer.from(start.subarray(0, length));
+  end[length - 1]++;
+  return { start, end };
+}

@@ -1,0 +1,78 @@
+// The one key-value interface every backend implements (embedded LMDB, etcd, Consul).
+//
+// Keys are slash-separated strings below a backend-specific root; values are strings
+// (JSON records are encoded one layer up, in records.ts). Every entry carries the
+// revision of its last modification, monotonically increasing across the whole store,
+// so a compare-and-set can name exactly the version it read.
+
+export interface Entry {
+  key: string;
+  value: string;
+  /** Revision of the last change to this key (etcd mod_revision, Consul ModifyIndex). */
+  revision: number;
+}
+
+/**
+ * One step of an atomic commit. `value: null` deletes the key.
+ * `expect` is a compare-and-set guard: undefined = unconditional, 0 = the key must not
+ * exist, n > 0 = the key's revision must be exactly n.
+ */
+export interface Write {
+  key: string;
+  value: string | null;
+  expect?: number;
+  /** Attach the key to a lease: it disappears when the lease expires (cluster stores). */
+  lease?: Lease;
+}
+
+/** A guard that writes nothing: the key's revision must be `expect` (0 = absent). */
+export interface Check {
+  key: string;
+  expect: number;
+}
+
+export type WatchEvent =
+  | { type: 'put'; key: string; value: string; revision: number }
+  | { type: 'delete'; key: string; revision: number };
+
+export interface Watch {
+  close(): void;
+}
+
+export interface Lease {
+  readonly id: string;
+  readonly ttlSeconds: number;
+  /** Called once if the lease is lost (expired or revoked by the store). */
+  onLost(callback: () => void): void;
+  revoke(): Promise<void>;
+}
+
+export interface Store {
+  /** A short name for logs and errors: "local", "etcd", "consul". */
+  readonly kind: string;
+  get(key: string): Promise<Entry | undefined>;
+  /** Every entry whose key starts with `prefix`, in key order. */
+  list(prefix: string): Promise<Entry[]>;
+  /**
+   * Apply all writes atomically, only if every guard holds (each write's `expect` and
+   * each check). Returns the new revision, or null when a guard failed (nothing written).
+   */
+  commit(writes: Write[], checks?: Check[]): Promise<number | null>;
+  /**
+   * Call `onEvent` for every change below `prefix` made after `afterRevision`
+   * (default: changes from now on). Events arrive in revision order.
+   */
+  watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number): Watch;
+  /** A lease kept alive by the backend until revoked or lost. */
+  grantLease(ttlSeconds: number): Promise<Lease>;
+  close(): Promise<void>;
+}
+
+/** Convenience wrappers over commit for the single-key cases. */
+export async function put(store: Store, key: string, value: string, expect?: number): Promise<number | null> {
+  return store.commit([{ key, value, expect }]);
+}
+
+export async function remove(store: Store, key: string, expect?: number): Promise<boolean> {
+  return (await store.commit([{ key, value: null, expect }])) !== null;
+}
