@@ -8,7 +8,7 @@ KNIT_ENV ?=
 .PHONY: build deps node-deps run test test-unit test-store test-kernel test-e2e test-faults typecheck clean-testbed bench
 
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 
 node-deps: node_modules/.package-lock.json
 

@@ -21,6 +21,7 @@ import { boundPorts } from './datapath/sockets.js';
 import type { Store } from './store/types.js';
 
 const SWEEP_INTERVAL_MS = 30_000;
+const ORPHAN_CHECK_DELAY_MS = 2_000;
 
 export interface Daemon {
   hostId: string;
@@ -44,7 +45,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const hostId = await ensureHostId(local);
   const kernel = new Kernel({ log: (line) => log.debug('kernel', line) });
   const firewall = new IptablesFirewall(kernel, log);
+  let sweepSoon = (): void => undefined;
   const ipam = new Ipam({
+    onPoolReleased: () => sweepSoon(),
     store: local,
     hostId,
     defaultPools: config.defaultPools,
@@ -62,15 +65,22 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const server: Server = await listen(createApp(routeTable({ network: driver, ipam, doctor }), log, ready), config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
   markReady();
-  const timer = setInterval(() => {
-    sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
-  }, SWEEP_INTERVAL_MS);
+  const runSweep = () => void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
+  const timer = setInterval(runSweep, SWEEP_INTERVAL_MS);
   timer.unref();
+  let pending: NodeJS.Timeout | undefined;
+  // A released pool is normally followed at once by DeleteNetwork; if not, dockerd gave up on the network.
+  sweepSoon = () => {
+    clearTimeout(pending);
+    pending = setTimeout(runSweep, ORPHAN_CHECK_DELAY_MS);
+    pending.unref();
+  };
   log.info('knit ready', { socket: config.socket, stateDir: config.stateDir, store: config.store.kind, host: hostId });
   return {
     hostId,
     async stop() {
       clearInterval(timer);
+      clearTimeout(pending);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;

@@ -9,6 +9,7 @@ import type { Datapath, NetworkDriver } from './network/service.js';
 export const ADDRESS_GRACE_MS = 60_000;
 
 export interface SweepReport {
+  orphanNetworks: number;
   staleEndpoints: number;
   leakedAddresses: number;
 }
@@ -16,7 +17,15 @@ export interface SweepReport {
 export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Datapath; log: Logger; now?: number }): Promise<SweepReport> {
   const { driver, ipam, kernel, log } = a;
   const now = a.now ?? Date.now();
-  const report: SweepReport = { staleEndpoints: 0, leakedAddresses: 0 };
+  const report: SweepReport = { orphanNetworks: 0, staleEndpoints: 0, leakedAddresses: 0 };
+  for (const net of await driver.networks()) {
+    // dockerd releases a network's pools just before DeleteNetwork, and also when it gave up on a
+    // CreateNetwork whose reply a crash lost: either way the network is gone.
+    if (net.knitIpam && !(await ipam.holdsPool(net.ipv4[0].subnet))) {
+      await driver.deleteNetwork(net.id);
+      report.orphanNetworks++;
+    }
+  }
   const links = new Set((await kernel.links()).map((l) => l.name));
   for (const ep of await driver.endpoints()) {
     // A joined endpoint whose veth is gone lost its namespace: dockerd's own teardown did not reach us.
@@ -40,6 +49,6 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
       log.warn('could not release a leaked address', { address: addr.ip, error: describe(err) });
     }
   }
-  if (report.staleEndpoints || report.leakedAddresses) log.info('swept', { ...report });
+  if (report.orphanNetworks || report.staleEndpoints || report.leakedAddresses) log.info('swept', { ...report });
   return report;
 }

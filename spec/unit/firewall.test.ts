@@ -4,7 +4,7 @@ import { CHAINS, jumps, planNetworkChains, planShared } from '../../src/network/
 import type { EndpointRecord, NetworkRecord } from '../../src/network/records.js';
 
 const net = (over: Partial<NetworkRecord> = {}): NetworkRecord => ({
-  id: 'ab'.repeat(32), mode: 'bridge', bridge: 'kn-abababababab', icc: true, masquerade: true, internal: false,
+  id: 'ab'.repeat(32), mode: 'bridge', bridge: 'kn-abababababab', icc: true, masquerade: true, internal: false, knitIpam: true,
   ipv4: [{ subnet: '10.20.0.0/24', gateway: '10.20.0.1/24' }], ipv6: [], createdAt: '', ...over,
 });
 const ep: EndpointRecord = {

@@ -9,7 +9,7 @@ const spec = (generic: Record<string, unknown>, extra: Record<string, unknown> =
 describe('network options', () => {
   test('defaults match Docker bridge defaults', () => {
     expect(spec({})).toEqual({
-      id: ID, mode: 'bridge', bridge: 'kn-aaaaaaaaaaaa', icc: true, masquerade: true, internal: false,
+      id: ID, mode: 'bridge', bridge: 'kn-aaaaaaaaaaaa', icc: true, masquerade: true, internal: false, knitIpam: false,
       ipv4: [{ subnet: '10.20.0.0/24', gateway: '10.20.0.1/24' }], ipv6: [],
     });
   });

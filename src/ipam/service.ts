@@ -16,6 +16,8 @@ export interface IpamDeps {
   /** Networks on the host's links that a chosen pool must not overlap (on-link routes). */
   reservedNetworks: () => Promise<Cidr[]>;
   log: Logger;
+  /** Told after this host let a pool go (the network using it may now be an orphan). */
+  onPoolReleased?: (subnet: string) => void;
 }
 
 export interface PoolRequest {
@@ -64,6 +66,12 @@ export class Ipam {
         const [, , sk, ip] = e.key.split('/');
         return { key: e.key, ip, subnet: sk.replace('_', '/'), record };
       });
+  }
+
+  /** Whether this host holds the pool of `subnet` (a network whose pool was released is gone). */
+  async holdsPool(subnet: string): Promise<boolean> {
+    const entry = await this.deps.store.get(keys.pool(subnetKey(parseCidr(subnet))));
+    return !!entry && decode<PoolRecord>(entry).hosts.includes(this.deps.hostId);
   }
 
   /** Deletes one of this host's address records found by ownAddresses (leak clean-up). */
@@ -160,6 +168,7 @@ export class Ipam {
     if ((await this.deps.store.commit([write])) === null) return undefined;
     this.books.delete(sk);
     this.deps.log.info('pool released', { pool: record.subnet, remainingHosts: hosts.length });
+    this.deps.onPoolReleased?.(record.subnet);
     return true;
   }
 

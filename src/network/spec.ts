@@ -5,6 +5,8 @@ import { type Cidr, contains, formatCidr, formatIp, parseAddrCidr, parseCidr } f
 export type Mode = 'bridge' | 'overlay';
 
 export interface IpamConfig {
+  /** The IPAM driver's name for the space the pool came from (ours: knit-local, knit-global). */
+  addressSpace?: string;
   pool: string;
   gateway?: string;
   aux: Record<string, string>;
@@ -28,6 +30,8 @@ export interface NetworkSpec {
   internal: boolean;
   hostBindingIpv4?: string;
   vni?: number;
+  /** The pools came from knit's own IPAM (so a released pool means the network is gone). */
+  knitIpam: boolean;
   ipv4: SubnetSpec[];
   ipv6: SubnetSpec[];
 }
@@ -91,6 +95,7 @@ export function buildSpec(req: { id: string; options: Record<string, unknown>; i
     icc: o[OPT.icc] === undefined ? true : parseBool(OPT.icc, o[OPT.icc]),
     masquerade: o[OPT.masquerade] === undefined ? true : parseBool(OPT.masquerade, o[OPT.masquerade]),
     internal,
+    knitIpam: req.ipv4.every((c) => c.addressSpace === 'knit-local' || c.addressSpace === 'knit-global'),
     ipv4: req.ipv4.map((c) => subnetSpec(c, 4)),
     ipv6: req.ipv6.map((c) => subnetSpec(c, 6)),
   };

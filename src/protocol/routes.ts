@@ -23,7 +23,7 @@ export interface Handlers {
 }
 
 const ipamConfigs = (list: IpamDataWire[] | null | undefined): IpamConfig[] =>
-  (list ?? []).map((d) => ({ pool: d.Pool, gateway: d.Gateway || undefined, aux: d.AuxAddresses ?? {} }));
+  (list ?? []).map((d) => ({ addressSpace: d.AddressSpace, pool: d.Pool, gateway: d.Gateway || undefined, aux: d.AuxAddresses ?? {} }));
 
 export function routeTable({ network, ipam, doctor }: Handlers): Record<string, Route> {
   const net = (handle: (body: unknown) => Promise<object>): Route => ({ ipam: false, handle });
