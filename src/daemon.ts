@@ -65,6 +65,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const server: Server = await listen(createApp(routeTable({ network: driver, ipam, doctor }), log, ready), config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
   markReady();
+  // What a crash interrupted (a network dockerd gave up on, an address never used) goes at once.
+  await sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
   const runSweep = () => void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
   const timer = setInterval(runSweep, SWEEP_INTERVAL_MS);
   timer.unref();

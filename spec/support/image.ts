@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { imageTar, testbedDir } from './layout.js';
+import { imageTar, repoRoot, testbedDir } from './layout.js';
 import { removeTree } from './reap.js';
 import { run } from './proc.js';
 
@@ -14,17 +14,22 @@ const APPLETS = [
   'ifconfig', 'route', 'arp', 'seq', 'echo', 'ls', 'kill',
   // Bookworm's busybox `wget -T` segfaults: bound a wget with `timeout N wget ...` instead.
   'timeout',
+  'mkdir',
 ];
 const FILES: Record<string, string> = {
   'etc/passwd': 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n',
   'etc/group': 'root:x:0:\nnogroup:x:65534:\n',
 };
 
-/** Changes whenever the busybox binary or the applet list does, so a stale tarball is rebuilt. */
+/** A UDP echo server, built static from source (this busybox's nc has no UDP). */
+const UDP_ECHO = join(repoRoot, 'spec/support/udp-echo.c');
+
+/** Changes whenever the busybox binary, the applet list or the echo server does, so a stale tarball is rebuilt. */
 async function fingerprint(): Promise<string> {
   const s = await stat(BUSYBOX).catch(() => undefined);
   if (!s) throw new Error(`${BUSYBOX} is missing: run scripts/testbed-deps.sh (package busybox-static)`);
-  return createHash('sha256').update(JSON.stringify({ size: s.size, mtime: s.mtimeMs, APPLETS, FILES })).digest('hex');
+  const echo = await readFile(UDP_ECHO, 'utf8');
+  return createHash('sha256').update(JSON.stringify({ size: s.size, mtime: s.mtimeMs, APPLETS, FILES, echo })).digest('hex');
 }
 
 async function buildRootfs(root: string): Promise<void> {
@@ -34,6 +39,7 @@ async function buildRootfs(root: string): Promise<void> {
   await chmod(join(root, 'bin/busybox'), 0o755);
   for (const applet of APPLETS) await symlink('busybox', join(root, 'bin', applet));
   for (const [path, text] of Object.entries(FILES)) await writeFile(join(root, path), text);
+  await run(['cc', '-static', '-O2', '-o', join(root, 'bin/udp-echo'), UDP_ECHO]);
 }
 
 /** Builds `.testbed/busybox.tar` once per machine (again only when busybox changed); returns the image name. */

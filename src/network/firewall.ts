@@ -36,7 +36,8 @@ export class IptablesFirewall implements Firewall {
     const saved = new Map<Table, string[]>();
     for (const j of jumps(family)) {
       if (!saved.has(j.table)) saved.set(j.table, (await this.ipt.iptablesSave(family, j.table)).split('\n'));
-      const rules = saved.get(j.table)!.filter((l) => l.startsWith(`-A ${j.from} `));
+      // dockerd keeps its DOCKER-USER jump first on every network change; ours may follow it.
+      const rules = saved.get(j.table)!.filter((l) => l.startsWith(`-A ${j.from} `) && l !== `-A ${j.from} -j DOCKER-USER`);
       const want = jumpText(j);
       if (rules[0] === want) continue;
       await this.ipt.iptablesRestore(family, renderJump(j, rules.includes(want)));
