@@ -5,7 +5,7 @@ JEST := node --experimental-vm-modules node_modules/jest/bin/jest.js
 RESULTS := .testbed/results
 KNIT_ENV ?=
 
-.PHONY: build deps node-deps run test test-unit test-store test-kernel test-e2e test-faults typecheck clean-testbed bench
+.PHONY: build deps node-deps run test test-unit test-kernel test-e2e typecheck clean-testbed
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
@@ -54,3 +54,6 @@ test: deps build typecheck
 
 clean-testbed:
 	bash scripts/testbed-cleanup.sh
+
+## The managed plugin (plugin/plugin.mk) and the benchmarks (bench/bench.mk) keep their own targets.
+-include plugin/plugin.mk bench/bench.mk

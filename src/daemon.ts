@@ -16,6 +16,8 @@ import { keys } from './network/records.js';
 import { NetworkDriver } from './network/service.js';
 import { routeTable } from './protocol/routes.js';
 import { createApp, listen } from './protocol/server.js';
+import { CallMetrics } from './protocol/metrics.js';
+import { spawnCounts } from './datapath/exec.js';
 import { openLocalStore } from './store/local.js';
 import { boundPorts } from './datapath/sockets.js';
 import type { Store } from './store/types.js';
@@ -62,7 +64,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ...(await reconcile({ driver, kernel, firewall, log, initial: false })),
     ...(await sweep({ driver, ipam, kernel, log })),
   });
-  const server: Server = await listen(createApp(routeTable({ network: driver, ipam, doctor }), log, ready), config.socket);
+  const metrics = new CallMetrics();
+  const status = async () => ({
+    host: hostId,
+    calls: metrics.snapshot(),
+    spawned: spawnCounts(),
+    rssBytes: process.memoryUsage().rss,
+    networks: (await driver.networks()).length,
+    endpoints: (await driver.endpoints()).map((e) => ({ id: e.id.slice(0, 12), address: e.address, addressV6: e.addressV6, ports: e.ports })),
+  });
+  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status }), log, ready, metrics });
+  const server: Server = await listen(app, config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
   markReady();
   // What a crash interrupted (a network dockerd gave up on, an address never used) goes at once.

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
-// Entry point: `knit` runs the daemon; `knit doctor` asks a running daemon to reconcile and report.
+// Entry point: `knit` runs the daemon; `knit doctor` / `knit status` ask a running one.
 import { request } from 'node:http';
 import { parseConfig } from './config.js';
 import { startDaemon } from './daemon.js';
 import { describe } from './errors.js';
 import { createLogger } from './log.js';
 
-async function doctor(socket: string): Promise<number> {
+/** `knit doctor` and `knit status`: one call to the running daemon, its answer printed. */
+async function ask(socket: string, path: string): Promise<number> {
   const body = await new Promise<string>((resolve, reject) => {
-    const req = request({ socketPath: socket, path: '/knit.Doctor', method: 'POST' }, (res) => {
+    const req = request({ socketPath: socket, path, method: 'POST' }, (res) => {
       let data = '';
       res.on('data', (c) => (data += c));
       res.on('end', () => resolve(data));
@@ -23,9 +24,10 @@ async function doctor(socket: string): Promise<number> {
 async function main(): Promise<number> {
   const config = parseConfig(process.env);
   const command = process.argv[2] ?? 'daemon';
-  if (command === 'doctor') return doctor(config.socket);
+  if (command === 'doctor') return ask(config.socket, '/knit.Doctor');
+  if (command === 'status') return ask(config.socket, '/knit.Status');
   if (command !== 'daemon') {
-    process.stderr.write(`usage: knit [daemon|doctor]\n`);
+    process.stderr.write(`usage: knit [daemon|doctor|status]\n`);
     return 2;
   }
   const log = createLogger(config.logLevel);

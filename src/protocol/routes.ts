@@ -20,12 +20,14 @@ export interface Handlers {
   ipam: Ipam;
   /** Reconciles records and kernel on demand (`knit doctor`). */
   doctor: () => Promise<object>;
+  /** Call timings, processes spawned, memory (`knit status`, benchmarks). */
+  status: () => Promise<object>;
 }
 
 const ipamConfigs = (list: IpamDataWire[] | null | undefined): IpamConfig[] =>
   (list ?? []).map((d) => ({ addressSpace: d.AddressSpace, pool: d.Pool, gateway: d.Gateway || undefined, aux: d.AuxAddresses ?? {} }));
 
-export function routeTable({ network, ipam, doctor }: Handlers): Record<string, Route> {
+export function routeTable({ network, ipam, doctor, status }: Handlers): Record<string, Route> {
   const net = (handle: (body: unknown) => Promise<object>): Route => ({ ipam: false, handle });
   const ipm = (handle: (body: unknown) => Promise<object>): Route => ({ ipam: true, handle });
   return {
@@ -109,5 +111,6 @@ export function routeTable({ network, ipam, doctor }: Handlers): Record<string, 
       return (await ipam.releaseAddress(r.PoolID, r.Address), {});
     }),
     '/knit.Doctor': net(async () => doctor()),
+    '/knit.Status': { ipam: false, instant: true, handle: async () => status() },
   };
 }

@@ -7,11 +7,13 @@ import { dirname } from 'node:path';
 import { describe, KnitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseBody } from './decode.js';
+import type { CallMetrics } from './metrics.js';
 import type { Route } from './routes.js';
 
 export const MAX_BODY = '1mb';
 
-export function createApp(routes: Record<string, Route>, log: Logger, ready: Promise<void> = Promise.resolve()): express.Express {
+export function createApp(a: { routes: Record<string, Route>; log: Logger; ready?: Promise<void>; metrics?: CallMetrics }): express.Express {
+  const { routes, log, ready = Promise.resolve(), metrics } = a;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -25,9 +27,12 @@ export function createApp(routes: Record<string, Route>, log: Logger, ready: Pro
       if (!route.instant) await ready;
       const reply = await route.handle(parseBody(req.body));
       res.status(200).json(reply);
-      log.debug('call', { path: req.path, ms: elapsedMs(started) });
+      const ms = elapsedMs(started);
+      metrics?.record(req.path, ms, true);
+      log.debug('call', { path: req.path, ms });
     } catch (err) {
       const msg = describe(err);
+      metrics?.record(req.path, elapsedMs(started), false);
       log[err instanceof KnitError && err.kind !== 'internal' ? 'info' : 'error']('call failed', {
         path: req.path, ms: elapsedMs(started), error: msg,
       });

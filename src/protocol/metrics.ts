@@ -1,0 +1,31 @@
+// Per-call timing as knit served it: counts and latency percentiles over a bounded window per path.
+const WINDOW = 4096;
+
+interface Series {
+  count: number;
+  errors: number;
+  recent: number[];
+}
+
+export class CallMetrics {
+  private readonly series = new Map<string, Series>();
+
+  record(path: string, ms: number, ok: boolean): void {
+    let s = this.series.get(path);
+    if (!s) this.series.set(path, (s = { count: 0, errors: 0, recent: [] }));
+    s.count++;
+    if (!ok) s.errors++;
+    s.recent.push(ms);
+    if (s.recent.length > WINDOW) s.recent.shift();
+  }
+
+  snapshot(): Record<string, { count: number; errors: number; p50: number; p99: number; max: number }> {
+    const out: Record<string, { count: number; errors: number; p50: number; p99: number; max: number }> = {};
+    for (const [path, s] of this.series) {
+      const sorted = [...s.recent].sort((a, b) => a - b);
+      const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+      out[path] = { count: s.count, errors: s.errors, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? 0 };
+    }
+    return out;
+  }
+}
