@@ -16,6 +16,7 @@ export interface Config {
   defaultPools: PoolSpec[];
   reclaimAfterSeconds: number;
   consulToken?: string;
+  etcdTls?: { ca?: string; cert?: string; key?: string };
 }
 
 export const DEFAULTS = {
@@ -69,5 +70,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     defaultPools: parsePoolSpecs(env.KNIT_DEFAULT_POOLS || DEFAULTS.defaultPools),
     reclaimAfterSeconds: Number(reclaim),
     consulToken: env.KNIT_CONSUL_TOKEN || undefined,
+    etcdTls: env.KNIT_ETCD_CA || env.KNIT_ETCD_CERT || env.KNIT_ETCD_KEY
+      ? { ca: env.KNIT_ETCD_CA || undefined, cert: env.KNIT_ETCD_CERT || undefined, key: env.KNIT_ETCD_KEY || undefined }
+      : undefined,
   };
 }

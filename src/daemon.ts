@@ -19,10 +19,14 @@ import { createApp, listen } from './protocol/server.js';
 import { CallMetrics } from './protocol/metrics.js';
 import { spawnCounts } from './datapath/exec.js';
 import { openLocalStore } from './store/local.js';
+import { openClusterStore } from './store/open.js';
+import { Overlay } from './network/overlay.js';
 import { boundPorts } from './datapath/sockets.js';
 import type { Store } from './store/types.js';
 
 const SWEEP_INTERVAL_MS = 30_000;
+/** A host whose lease lapses this long is gone: the others drop its entries. */
+const LEASE_TTL_SECONDS = 10;
 const ORPHAN_CHECK_DELAY_MS = 2_000;
 
 export interface Daemon {
@@ -38,25 +42,43 @@ async function ensureHostId(store: Store): Promise<string> {
   return (await store.get(keys.hostId))!.value;
 }
 
-export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
-  if (config.store.kind !== 'local') {
-    throw new KnitError('bad-request', `KNIT_STORE=${config.store.kind} is not available in this build yet; use local`);
+/** KNIT_ADVERTISE is an address of this host or the name of the interface that holds it. */
+async function underlay(kernel: Kernel, advertise: string): Promise<{ vtep: string; underlayMtu: number }> {
+  const links = await kernel.links();
+  const byName = links.find((l) => l.name === advertise);
+  const v4 = (cidrs: string[]) => cidrs.map((c) => c.split('/')[0]).find((a) => !a.includes(':'));
+  if (byName) {
+    const vtep = v4(byName.addrs);
+    if (!vtep) throw new KnitError('bad-request', `KNIT_ADVERTISE interface ${advertise} has no IPv4 address`);
+    return { vtep, underlayMtu: byName.mtu };
   }
+  const holder = links.find((l) => l.addrs.some((c) => c.split('/')[0] === advertise));
+  if (!holder) throw new KnitError('bad-request', `KNIT_ADVERTISE ${advertise} is neither an interface nor an address of this host`);
+  return { vtep: advertise, underlayMtu: holder.mtu };
+}
+
+export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   const local = await openLocalStore(join(config.stateDir, 'db'));
   const hostId = await ensureHostId(local);
+  const cluster = await openClusterStore({ url: config.store, local, consulToken: config.consulToken, etcdTls: config.etcdTls });
   const kernel = new Kernel({ log: (line) => log.debug('kernel', line) });
+  const ul = config.advertise ? await underlay(kernel, config.advertise) : undefined;
+  const overlay = ul ? new Overlay({ cluster, hostId, vtep: ul.vtep, kernel, log, leaseTtlSeconds: LEASE_TTL_SECONDS }) : undefined;
   const firewall = new IptablesFirewall(kernel, log);
   let sweepSoon = (): void => undefined;
   const ipam = new Ipam({
     onPoolReleased: () => sweepSoon(),
-    store: local,
+    store: cluster,
     hostId,
     defaultPools: config.defaultPools,
     reservedNetworks: async () => (await kernel.onLinkRoutes()).map((r) => parseCidr(r, 'route', false)),
     log,
   });
-  const driver = new NetworkDriver({ store: local, kernel, firewall, log, boundPorts });
+  const driver = new NetworkDriver({
+    store: local, kernel, firewall, log, boundPorts,
+    overlay: overlay && ul ? { control: overlay, vtep: ul.vtep, underlayMtu: ul.underlayMtu } : undefined,
+  });
   // Listen first: dockerd gives a plugin seconds to answer, and Activate/GetCapabilities need no state.
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
@@ -76,6 +98,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status }), log, ready, metrics });
   const server: Server = await listen(app, config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
+  await overlay?.start(await driver.networks(), await driver.endpoints());
   markReady();
   // What a crash interrupted (a network dockerd gave up on, an address never used) goes at once.
   await sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
@@ -89,7 +112,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     pending = setTimeout(runSweep, ORPHAN_CHECK_DELAY_MS);
     pending.unref();
   };
-  log.info('knit ready', { socket: config.socket, stateDir: config.stateDir, store: config.store.kind, host: hostId });
+  log.info('knit ready', { socket: config.socket, stateDir: config.stateDir, store: config.store.kind, host: hostId, vtep: ul?.vtep });
   return {
     hostId,
     async stop() {
@@ -98,6 +121,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      await overlay?.stop();
+      if (cluster !== local) await cluster.close();
       await local.close();
     },
   };

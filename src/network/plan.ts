@@ -1,7 +1,8 @@
 // Pure planners: the kernel operations that make (or unmake) a network or an endpoint.
 import { createHash } from 'node:crypto';
 import type { LinkOp } from '../datapath/ops.js';
-import { aliasFor, vethNames } from '../datapath/names.js';
+import { aliasFor, vethNames, vxlanName } from '../datapath/names.js';
+import { VXLAN_PORT } from './overlay-plan.js';
 import type { EndpointRecord, NetworkRecord } from './records.js';
 
 export const DEFAULT_MTU = 1500;
@@ -17,7 +18,15 @@ export function macFor(endpointId: string): string {
 export function planNetwork(net: NetworkRecord): LinkOp[] {
   const ops: LinkOp[] = [{ op: 'bridge-add', name: net.bridge, mtu: mtuOf(net), alias: aliasFor('net', net.id), up: true }];
   for (const s of [...net.ipv4, ...net.ipv6]) if (s.gateway) ops.push({ op: 'addr-add', dev: net.bridge, cidr: s.gateway });
+  if (net.mode === 'overlay' && net.vni && net.vtep) ops.push(vxlanOp(net));
   return ops;
+}
+
+export function vxlanOp(net: NetworkRecord): LinkOp {
+  return {
+    op: 'vxlan-add', name: vxlanName(net.vni!), vni: net.vni!, local: net.vtep!, port: VXLAN_PORT,
+    mtu: mtuOf(net), master: net.bridge, alias: aliasFor('vx', net.id), up: true,
+  };
 }
 
 export function endpointNames(endpointId: string): { hostIf: string; peerIf: string } {

@@ -1,7 +1,8 @@
 // Host-local records of networks and endpoints, kept in the embedded store under the state dir.
 import type { NetworkSpec } from './spec.js';
 
-export type NetworkRecord = NetworkSpec & { createdAt: string };
+/** `vni` and `vtep` are set for overlays once the segment is known. */
+export type NetworkRecord = NetworkSpec & { createdAt: string; vtep?: string };
 
 export interface PortMapping {
   proto: 'tcp' | 'udp' | 'sctp';

@@ -1,5 +1,7 @@
 // The network driver handler: load records, plan, save, apply to the kernel, undo on failure.
-import { conflict, describe, notFound } from '../errors.js';
+import { badRequest, conflict, describe, notFound } from '../errors.js';
+import type { Overlay } from './overlay.js';
+import { VXLAN_OVERHEAD } from './overlay-plan.js';
 import type { Op, LinkState } from '../datapath/ops.js';
 import { bridgeName, validateIfName } from '../datapath/names.js';
 import { short, type Logger } from '../log.js';
@@ -32,6 +34,8 @@ export interface NetworkDeps {
   log: Logger;
   /** Ports that sockets on the host hold, so a mapping never steals one. */
   boundPorts: () => Promise<Record<PortMapping['proto'], Set<number>>>;
+  /** Present when KNIT_ADVERTISE names this host's underlay: overlay networks are possible. */
+  overlay?: { control: Overlay; vtep: string; underlayMtu: number };
 }
 
 export interface JoinReply {
@@ -61,10 +65,12 @@ export class NetworkDriver {
       const taken = (await this.deps.kernel.links()).find((l) => l.name === spec.bridge);
       if (taken) throw conflict(`a link named ${spec.bridge} already exists on this host and knit did not make it; choose another com.docker.network.bridge.name`);
       const net: NetworkRecord = { ...spec, createdAt: new Date().toISOString() };
+      if (net.mode === 'overlay') await this.joinSegment(net);
       await this.save(keys.network(net.id), net);
       try {
         await this.deps.kernel.apply(planNetwork(net));
         await this.deps.firewall.syncNetwork(net, []);
+        if (net.mode === 'overlay') await this.deps.overlay!.control.attach(net);
       } catch (err) {
         await this.undo(() => this.deps.kernel.remove(planNetworkRemoval(net, [])));
         await this.undo(() => this.deps.firewall.removeNetwork(net));
@@ -75,11 +81,21 @@ export class NetworkDriver {
     });
   }
 
+  private async joinSegment(net: NetworkRecord): Promise<void> {
+    const ov = this.deps.overlay;
+    if (!ov) throw badRequest('overlay networks need KNIT_ADVERTISE (this host\'s underlay address or interface)');
+    net.vni = await ov.control.defineSegment(net);
+    net.vtep = ov.vtep;
+    net.mtu ??= ov.underlayMtu - VXLAN_OVERHEAD;
+  }
+
   /** dockerd re-sends a call whose reply it lost; the same request again is a success. */
   private async replayNetwork(existing: NetworkRecord, spec: ReturnType<typeof buildSpec>): Promise<void> {
-    const { createdAt, ...stored } = existing;
-    void createdAt;
-    if (JSON.stringify(stored) !== JSON.stringify(spec)) throw conflict(`network ${short(spec.id)} already exists with other settings`);
+    const derived = new Set(['vni', 'mtu']);
+    const same = (Object.keys(spec) as Array<keyof typeof spec>).every(
+      (k) => (derived.has(k) && spec[k] === undefined) || JSON.stringify(existing[k]) === JSON.stringify(spec[k]),
+    );
+    if (!same) throw conflict(`network ${short(spec.id)} already exists with other settings`);
   }
 
   async deleteNetwork(id: string): Promise<void> {
@@ -89,6 +105,8 @@ export class NetworkDriver {
         if (!net) return;
         const eps = await this.endpoints(id);
         await this.deps.store.commit([...eps.map((e) => ({ key: keys.endpoint(id, e.id), value: null })), { key: keys.network(id), value: null }]);
+        if (net.mode === 'overlay') this.deps.overlay?.control.detach(net);
+        for (const ep of eps) if (net.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.unpublish(net, ep));
         await this.deps.kernel.remove(planNetworkRemoval(net, eps));
         await this.deps.firewall.removeNetwork(net);
         this.deps.log.info('network deleted', { network: short(id), bridge: net.bridge, staleEndpoints: eps.length });
@@ -119,6 +137,15 @@ export class NetworkDriver {
         await this.deps.store.commit([{ key: keys.endpoint(net.id, ep.id), value: null }]);
         throw err;
       }
+      if (net.mode === 'overlay') {
+        try {
+          await this.deps.overlay!.control.publish(net, ep);
+        } catch (err) {
+          await this.undo(() => this.deps.kernel.remove(planEndpointRemoval(ep)));
+          await this.deps.store.commit([{ key: keys.endpoint(net.id, ep.id), value: null }]);
+          throw err;
+        }
+      }
       this.deps.log.info('endpoint created', { network: short(net.id), endpoint: short(ep.id), address: ep.address, addressV6: ep.addressV6, mac, veth: ep.hostIf });
       return { mac };
     });
@@ -143,6 +170,7 @@ export class NetworkDriver {
       await this.deps.store.commit([{ key: keys.endpoint(networkId, endpointId), value: null }]);
       await this.deps.kernel.remove(planEndpointRemoval(ep));
       const net = await this.network(networkId);
+      if (net?.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.unpublish(net, ep));
       if (net && ep.ports.length) await this.deps.firewall.syncNetwork(net, await this.endpoints(networkId));
       this.deps.log.info('endpoint deleted', { network: short(networkId), endpoint: short(endpointId) });
     });

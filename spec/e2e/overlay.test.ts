@@ -1,0 +1,113 @@
+// Overlay networks across three hosts (each a netns with its own dockerd and knit), coordinated through a real etcd.
+import { connectHosts, IMAGE, run, startHost, stopAll, waitFor, type Host } from '../support/testbed.js';
+import { Knit } from '../support/knit.js';
+import { startEtcd, type EtcdServer } from '../support/etcd.js';
+
+const STORE_IP = '198.18.0.250';
+const SUBNET = '10.50.0.0/24';
+let hosts: Host[];
+let knits: Knit[];
+let etcd: EtcdServer;
+
+const [A, B, C] = [0, 1, 2];
+const docker = (h: number, args: string[], opts = {}) => hosts[h].docker(args, opts);
+const runOn = (h: number, name: string) =>
+  docker(h, ['run', '-d', '--name', name, '--network', 'ov', '--stop-timeout', '1', IMAGE, 'sleep', '600']);
+const ipOf = async (h: number, name: string) => (await docker(h, ['inspect', '-f', '{{.NetworkSettings.Networks.ov.IPAddress}}', name])).stdout.trim();
+const macOf = async (h: number, name: string) => (await docker(h, ['inspect', '-f', '{{.NetworkSettings.Networks.ov.MacAddress}}', name])).stdout.trim();
+const ping = async (h: number, from: string, to: string) => (await docker(h, ['exec', from, 'ping', '-c', '1', '-W', '2', to], { reject: false })).exitCode === 0;
+const fdb = async (h: number) => (await hosts[h].exec(['bridge', 'fdb', 'show'])).stdout;
+
+beforeAll(async () => {
+  hosts = [];
+  for (const name of ['ova', 'ovb', 'ovc']) {
+    const h = await startHost({ name });
+    await h.exec(['iptables', '-P', 'FORWARD', 'DROP']);
+    hosts.push(h);
+  }
+  await connectHosts(hosts);
+  await run(['ip', '-n', 'knt-underlay', 'addr', 'add', `${STORE_IP}/24`, 'dev', 'knt-ul']);
+  etcd = await startEtcd({ netns: 'knt-underlay', host: STORE_IP });
+  knits = hosts.map((h) => new Knit(h, { KNIT_STORE: `etcd://${etcd.endpoint}`, KNIT_ADVERTISE: 'ul0', KNIT_RECLAIM_AFTER: '5' }));
+  for (const k of knits) await k.start();
+  for (let h = 0; h < 3; h++) {
+    await docker(h, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '-o', 'knit.mode=overlay', '--subnet', SUBNET, 'ov']);
+  }
+});
+
+afterAll(async () => {
+  for (const k of knits ?? []) await k.stop().catch(() => undefined);
+  await etcd?.dispose();
+  await stopAll();
+});
+
+test('one VNI everywhere, on a VXLAN device bound to the underlay, MTU 50 below it', async () => {
+  const vnis = await Promise.all([A, B, C].map(async (h) => /vxlan id (\d+) local (\S+)/.exec((await hosts[h].exec(['ip', '-d', 'link', 'show', 'type', 'vxlan'])).stdout)));
+  expect(new Set(vnis.map((m) => m?.[1])).size).toBe(1);
+  expect(vnis.map((m) => m?.[2])).toEqual(hosts.map((h) => h.underlayIp));
+  const mtu = (await hosts[A].exec(['ip', '-o', 'link', 'show', 'type', 'vxlan'])).stdout;
+  expect(mtu).toContain('mtu 1450');
+});
+
+test('containers on three hosts ping each other; the same gateway everywhere', async () => {
+  await runOn(A, 'a1');
+  await runOn(B, 'b1');
+  await runOn(C, 'c1');
+  const [ipA, ipB, ipC] = await Promise.all([ipOf(A, 'a1'), ipOf(B, 'b1'), ipOf(C, 'c1')]);
+  expect(new Set([ipA, ipB, ipC]).size).toBe(3);
+  await waitFor('a1 to reach b1 and c1', async () => (await ping(A, 'a1', ipB)) && ping(A, 'a1', ipC), { timeoutMs: 15_000, intervalMs: 500 });
+  expect(await ping(B, 'b1', ipC)).toBe(true);
+  expect(await ping(C, 'c1', ipA)).toBe(true);
+  const gws = await Promise.all([A, B, C].map(async (h) => (await docker(h, ['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Gateway}}', 'ov'])).stdout.trim()));
+  expect(new Set(gws).size).toBe(1);
+});
+
+test('a new container is reachable from another host quickly', async () => {
+  const started = Date.now();
+  await runOn(A, 'a-new');
+  const ip = await ipOf(A, 'a-new');
+  await waitFor('b1 to reach the new container', () => ping(B, 'b1', ip), { timeoutMs: 15_000, intervalMs: 100 });
+  console.log(`overlay convergence: docker run on A to first reply on B: ${Date.now() - started} ms`);
+  await docker(A, ['rm', '-f', 'a-new']);
+});
+
+test('30 containers started concurrently across the hosts get 30 distinct addresses', async () => {
+  const names = [A, B, C].flatMap((h) => [...Array(10)].map((_, i) => ({ h, name: `burst${h}x${i}` })));
+  await Promise.all(names.map(({ h, name }) => runOn(h, name)));
+  const ips = await Promise.all(names.map(({ h, name }) => ipOf(h, name)));
+  expect(new Set(ips).size).toBe(30);
+  for (const h of [A, B, C]) await docker(h, ['rm', '-f', ...names.filter((n) => n.h === h).map((n) => n.name)]);
+});
+
+test('a container removed on one host is gone from the others\' forwarding tables', async () => {
+  await runOn(B, 'b-gone');
+  const mac = await macOf(B, 'b-gone');
+  await waitFor('its MAC on host A', async () => (await fdb(A)).includes(mac), { timeoutMs: 15_000 });
+  await docker(B, ['rm', '-f', 'b-gone']);
+  await waitFor('its MAC gone from host A and C', async () => !(await fdb(A)).includes(mac) && !(await fdb(C)).includes(mac), { timeoutMs: 15_000 });
+});
+
+test('store outage: existing traffic flows, new endpoints fail cleanly, and creates work again once it is back', async () => {
+  const ipB = await ipOf(B, 'b1');
+  await etcd.stop();
+  expect(await ping(A, 'a1', ipB)).toBe(true);
+  const t = Date.now();
+  const failed = await docker(A, ['run', '--rm', '--network', 'ov', IMAGE, 'true'], { reject: false, timeoutMs: 60_000 });
+  expect(failed.exitCode).not.toBe(0);
+  expect(failed.stderr).toMatch(/unreachable/);
+  expect(Date.now() - t).toBeLessThan(30_000);
+  await etcd.restart();
+  await waitFor('a container start to succeed again', async () => (await docker(A, ['run', '--rm', '--network', 'ov', IMAGE, 'true'], { reject: false })).exitCode === 0, { timeoutMs: 30_000, intervalMs: 1_000 });
+  expect(await ping(A, 'a1', ipB)).toBe(true);
+});
+
+test('a dead host\'s entries are dropped by the others within the lease TTL', async () => {
+  const vtepC = hosts[C].underlayIp!;
+  expect(await fdb(A)).toContain(`dst ${vtepC}`);
+  const t = Date.now();
+  await knits[C].kill9();
+  await hosts[C].stopEngine();
+  await waitFor('host A to forget host C', async () => !(await fdb(A)).includes(`dst ${vtepC}`), { timeoutMs: 30_000, intervalMs: 500 });
+  console.log(`dead host dropped ${Date.now() - t} ms after its knit was killed`);
+  expect(await fdb(B)).not.toContain(`dst ${vtepC}`);
+});

@@ -1,0 +1,138 @@
+// The Consul backend: KV reads, one /v1/txn per commit, blocking-query watches, and sessions as leases.
+import { badRequest, KnitError, unavailable } from '../errors.js';
+import { bounded, type Target } from './consul-call.js';
+import { connect, kvRead, type ConsulClient, type KvRead, type TxnResponse } from './consul-client.js';
+import { ConsulLease } from './consul-lease.js';
+import { Sightings } from './consul-sightings.js';
+import { MAX_TXN_OPS, planCommit, rejected, resultIndex, tooManyOps } from './consul-txn.js';
+import { ConsulWatch } from './consul-watch.js';
+import type { Check, Entry, Lease, Store, Watch, WatchEvent, Write } from './types.js';
+
+export interface ConsulStoreOptions {
+  host: string;
+  port: number;
+  /** Sent as X-Consul-Token (KNIT_CONSUL_TOKEN). */
+  token?: string;
+  /** The root every key lives under; default "knit/". */
+  prefix?: string;
+}
+
+/** Connects and checks that Consul answers and has a leader, so a wrong KNIT_STORE fails at start, clearly. */
+export async function openConsulStore(opts: ConsulStoreOptions): Promise<Store> {
+  const root = opts.prefix ?? 'knit/';
+  // Consul keys never start with "/" (newer servers refuse them), and a root keeps knit apart from other KV users.
+  if (root === '' || root.startsWith('/')) throw badRequest(`the consul key prefix "${root}" must be a non-empty path without a leading "/", like "knit/"`);
+  const target = { address: `${opts.host}:${opts.port}` };
+  const client = connect(opts);
+  try {
+    const leader = await bounded(target, 'asking for the cluster leader', 'idempotent', (timeout) => client.status.leader({ timeout }));
+    if (!leader) throw unavailable(`the consul store at ${target.address} has no cluster leader; wait for the election to end or check the Consul servers`);
+  } catch (err) {
+    client.destroy();
+    throw err;
+  }
+  return new ConsulStore(client, target, root);
+}
+
+type TxnAnswer = { ok: TxnResponse } | { conflict: TxnResponse };
+
+class ConsulStore implements Store {
+  readonly kind = 'consul';
+  private closed = false;
+  private readonly sightings = new Sightings();
+  private readonly watches = new Set<ConsulWatch>();
+  private readonly leases = new Set<ConsulLease>();
+  private readonly where: string;
+
+  constructor(
+    private readonly client: ConsulClient,
+    private readonly target: Target,
+    private readonly root: string,
+  ) {
+    this.where = `the consul store at ${target.address}`;
+  }
+
+  async get(key: string): Promise<Entry | undefined> {
+    const read = await this.read(`reading ${key}`, key, false);
+    const item = read.items[0];
+    if (!item) {
+      this.sightings.gone(key, read.index);
+      return undefined;
+    }
+    this.sightings.present(key, item.ModifyIndex);
+    return { key, value: item.Value ?? '', revision: item.ModifyIndex };
+  }
+
+  /** Consul returns a prefix's entries sorted by key bytes, which is the order the interface asks for. */
+  async list(prefix: string): Promise<Entry[]> {
+    const read = await this.read(`listing ${prefix}`, prefix, true);
+    const entries = read.items.map((i) => ({ key: i.Key.slice(this.root.length), value: i.Value ?? '', revision: i.ModifyIndex }));
+    this.sightings.snapshot(prefix, new Map(entries.map((e) => [e.key, e.revision])), read.index);
+    return entries;
+  }
+
+  async commit(writes: Write[], checks: Check[] = []): Promise<number | null> {
+    this.assertOpen();
+    const plan = planCommit(this.root, writes, checks);
+    if (plan.ops.length > MAX_TXN_OPS) throw tooManyOps(plan, writes.length, checks.length);
+    if (!plan.ops.length) return (await this.read('reading the current revision', '', false)).index;
+    const answer = await bounded(this.target, `committing ${writes.length} writes`, 'write', (timeout) => this.send(plan.ops, timeout));
+    if ('conflict' in answer) return rejected(plan, answer.conflict, this.where);
+    // Delete verbs report no index: reading a deleted key back gives the KV index, at or after the delete.
+    const firstKey = writes[0]?.key ?? checks[0].key;
+    const revision = plan.writesValue ? resultIndex(answer.ok) : (await this.read(`reading back ${firstKey}`, firstKey, false)).index;
+    for (const w of writes) {
+      if (w.value === null) this.sightings.gone(w.key, revision);
+      else this.sightings.present(w.key, revision);
+    }
+    return revision;
+  }
+
+  watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number): Watch {
+    this.assertOpen();
+    const watch = new ConsulWatch({ client: this.client, root: this.root, sightings: this.sightings }, prefix, onEvent, afterRevision);
+    this.watches.add(watch);
+    return {
+      close: () => {
+        this.watches.delete(watch);
+        watch.close();
+      },
+    };
+  }
+
+  async grantLease(ttlSeconds: number): Promise<Lease> {
+    this.assertOpen();
+    const lease = await ConsulLease.grant(this.client, this.target, ttlSeconds);
+    this.leases.add(lease);
+    return lease;
+  }
+
+  /** Stops watches and renewals; sessions are left to expire, so a restarting host keeps its keys for a while. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const watch of this.watches) watch.close();
+    for (const lease of this.leases) lease.release();
+    this.client.destroy();
+  }
+
+  /** A 409 is an answer (guards failed), not a failure to retry. */
+  private async send(ops: Parameters<ConsulClient['transaction']['create']>[0], timeout: number): Promise<TxnAnswer> {
+    try {
+      return { ok: await this.client.transaction.create(ops, { timeout }) };
+    } catch (err) {
+      const res = (err as { response?: { statusCode?: number; body?: unknown } }).response;
+      if (res?.statusCode === 409 && typeof res.body === 'object' && res.body !== null) return { conflict: res.body as TxnResponse };
+      throw err;
+    }
+  }
+
+  private read(what: string, key: string, recurse: boolean): Promise<KvRead> {
+    this.assertOpen();
+    return bounded(this.target, what, 'idempotent', (timeout) => kvRead(this.client, { key: this.root + key, recurse, timeout }));
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new KnitError('internal', `${this.where} is already closed`);
+  }
+}
