@@ -3,7 +3,7 @@
 # on a fresh Debian 12 with no init system, and leaves no system-wide dockerd, containerd or etcd running.
 set -euo pipefail
 
-PACKAGES=(gcc libc6-dev docker.io iptables iproute2 iputils-ping busybox-static etcd-server etcd-client debootstrap
+PACKAGES=(gcc libc6-dev openssl docker.io iptables iproute2 iputils-ping busybox-static etcd-server etcd-client debootstrap
   iperf3 conntrack procps psmisc)
 
 missing=()

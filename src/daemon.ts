@@ -28,6 +28,7 @@ const SWEEP_INTERVAL_MS = 30_000;
 /** A host whose lease lapses this long is gone: the others drop its entries. */
 const LEASE_TTL_SECONDS = 10;
 const ORPHAN_CHECK_DELAY_MS = 2_000;
+const LIVENESS_INTERVAL_MS = 5_000;
 
 export interface Daemon {
   hostId: string;
@@ -40,6 +41,18 @@ async function ensureHostId(store: Store): Promise<string> {
   const id = randomBytes(8).toString('hex');
   await store.commit([{ key: keys.hostId, value: id, expect: 0 }]);
   return (await store.get(keys.hostId))!.value;
+}
+
+/** Forwarding must be on for NAT and published ports; say so clearly when knit cannot turn it on. */
+async function checkForwarding(kernel: Kernel, log: Logger): Promise<void> {
+  try {
+    await kernel.setSysctl('net.ipv4.ip_forward', '1');
+  } catch (err) {
+    log.error('IPv4 forwarding is off: containers cannot reach beyond their network', { error: describe(err) });
+  }
+  // Turning IPv6 forwarding on changes how the host treats router advertisements: only warn.
+  const v6 = await kernel.sysctl('net.ipv6.conf.all.forwarding').catch(() => '1');
+  if (v6 !== '1') log.warn('IPv6 forwarding is off: IPv6 traffic between containers works, but not beyond the host (sysctl -w net.ipv6.conf.all.forwarding=1)');
 }
 
 /** KNIT_ADVERTISE is an address of this host or the name of the interface that holds it. */
@@ -63,8 +76,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const hostId = await ensureHostId(local);
   const cluster = await openClusterStore({ url: config.store, local, consulToken: config.consulToken, etcdTls: config.etcdTls });
   const kernel = new Kernel({ log: (line) => log.debug('kernel', line) });
+  await checkForwarding(kernel, log);
   const ul = config.advertise ? await underlay(kernel, config.advertise) : undefined;
-  const overlay = ul ? new Overlay({ cluster, hostId, vtep: ul.vtep, kernel, log, leaseTtlSeconds: LEASE_TTL_SECONDS }) : undefined;
+  // With a cluster store every host keeps a liveness key under its lease, overlays or not.
+  const overlay = cluster !== local || ul ? new Overlay({ cluster, hostId, vtep: ul?.vtep, kernel, log, leaseTtlSeconds: LEASE_TTL_SECONDS }) : undefined;
   const firewall = new IptablesFirewall(kernel, log);
   let sweepSoon = (): void => undefined;
   const ipam = new Ipam({
@@ -77,7 +92,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   });
   const driver = new NetworkDriver({
     store: local, kernel, firewall, log, boundPorts,
-    overlay: overlay && ul ? { control: overlay, vtep: ul.vtep, underlayMtu: ul.underlayMtu } : undefined,
+    overlay: ul && overlay ? { control: overlay, vtep: ul.vtep, underlayMtu: ul.underlayMtu } : undefined,
   });
   // Listen first: dockerd gives a plugin seconds to answer, and Activate/GetCapabilities need no state.
   let markReady!: () => void;
@@ -105,6 +120,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const runSweep = () => void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
   const timer = setInterval(runSweep, SWEEP_INTERVAL_MS);
   timer.unref();
+  // Quarantine and reclaim of hosts whose lease lapsed (cluster stores only).
+  const liveness = overlay && cluster !== local
+    ? setInterval(() => {
+        overlay.liveHosts()
+          .then((live) => ipam.reclaimLost({ live, now: Date.now(), afterMs: config.reclaimAfterSeconds * 1000 }))
+          .catch((err) => log.warn('liveness check failed', { error: describe(err) }));
+      }, LIVENESS_INTERVAL_MS)
+    : undefined;
+  liveness?.unref();
   let pending: NodeJS.Timeout | undefined;
   // A released pool is normally followed at once by DeleteNetwork; if not, dockerd gave up on the network.
   sweepSoon = () => {
@@ -117,6 +141,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     hostId,
     async stop() {
       clearInterval(timer);
+      clearInterval(liveness);
       clearTimeout(pending);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

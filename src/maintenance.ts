@@ -10,6 +10,7 @@ export const ADDRESS_GRACE_MS = 60_000;
 
 export interface SweepReport {
   orphanNetworks: number;
+  restoredAddresses: number;
   staleEndpoints: number;
   leakedAddresses: number;
 }
@@ -17,7 +18,7 @@ export interface SweepReport {
 export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Datapath; log: Logger; now?: number }): Promise<SweepReport> {
   const { driver, ipam, kernel, log } = a;
   const now = a.now ?? Date.now();
-  const report: SweepReport = { orphanNetworks: 0, staleEndpoints: 0, leakedAddresses: 0 };
+  const report: SweepReport = { orphanNetworks: 0, restoredAddresses: 0, staleEndpoints: 0, leakedAddresses: 0 };
   for (const net of await driver.networks()) {
     // dockerd releases a network's pools just before DeleteNetwork, and also when it gave up on a
     // CreateNetwork whose reply a crash lost: either way the network is gone.
@@ -34,6 +35,15 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
       report.staleEndpoints++;
     }
   }
+  // The other direction: every address a local endpoint uses has a record that says it is ours.
+  const nets = new Map((await driver.networks()).map((n) => [n.id, n]));
+  for (const ep of await driver.endpoints()) {
+    const net = nets.get(ep.networkId);
+    if (!net?.knitIpam || !ep.address) continue;
+    const state = await ipam.ensureOwned(net.ipv4[0].subnet, ep.address.split('/')[0]);
+    if (state === 'restored') report.restoredAddresses++;
+    if (state === 'taken') log.error('an address a running endpoint uses is held by another host', { endpoint: ep.id.slice(0, 12), address: ep.address });
+  }
   const used = new Set<string>();
   for (const ep of await driver.endpoints()) for (const c of [ep.address, ep.addressV6]) if (c) used.add(c.split('/')[0]);
   for (const net of await driver.networks()) {
@@ -49,6 +59,6 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
       log.warn('could not release a leaked address', { address: addr.ip, error: describe(err) });
     }
   }
-  if (report.orphanNetworks || report.staleEndpoints || report.leakedAddresses) log.info('swept', { ...report });
+  if (Object.values(report).some((n) => n > 0)) log.info('swept', { ...report });
   return report;
 }

@@ -26,4 +26,6 @@ export const keys = {
   pool: (subnetKey: string) => `ipam/pools/${subnetKey}`,
   addrs: (subnetKey: string) => `ipam/addrs/${subnetKey}/`,
   addr: (subnetKey: string, ip: string) => `ipam/addrs/${subnetKey}/${ip}`,
+  lostPrefix: 'ipam/lost/',
+  lost: (host: string) => `ipam/lost/${host}`,
 };

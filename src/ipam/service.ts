@@ -74,6 +74,56 @@ export class Ipam {
     return !!entry && decode<PoolRecord>(entry).hosts.includes(this.deps.hostId);
   }
 
+  /**
+   * Hosts holding pools whose liveness key is gone are quarantined (ipam/lost/<host>); after
+   * `afterMs` their addresses and pool memberships are reclaimed. Returns the hosts reclaimed.
+   */
+  async reclaimLost(a: { live: Set<string>; now: number; afterMs: number }): Promise<string[]> {
+    return this.lock.runExclusive(async () => {
+      const pools = await this.pools();
+      const absent = new Set(pools.flatMap((p) => p.record.hosts).filter((h) => h !== this.deps.hostId && !a.live.has(h)));
+      const lost = new Map((await this.deps.store.list(keys.lostPrefix)).map((e) => [e.key.slice(keys.lostPrefix.length), e]));
+      for (const [host, e] of lost) if (!absent.has(host)) await this.deps.store.commit([{ key: e.key, value: null, expect: e.revision }]);
+      const reclaimed: string[] = [];
+      for (const host of absent) {
+        const e = lost.get(host);
+        if (!e) {
+          await this.deps.store.commit([{ key: keys.lost(host), value: encode({ since: new Date(a.now).toISOString() }), expect: 0 }]);
+          this.deps.log.warn('host lost: its addresses are quarantined', { host, reclaimAfterMs: a.afterMs });
+        } else if (a.now - Date.parse(decode<{ since: string }>(e).since) >= a.afterMs) {
+          for (const p of pools.filter((x) => x.record.hosts.includes(host))) await this.dropHost(p, host);
+          await this.deps.store.commit([{ key: e.key, value: null }]);
+          reclaimed.push(host);
+          this.deps.log.warn('addresses of a lost host reclaimed', { host });
+        }
+      }
+      if (reclaimed.length) this.books.clear();
+      return reclaimed;
+    });
+  }
+
+  private async dropHost(p: HeldPool, host: string): Promise<void> {
+    const sk = subnetKey(p.subnet);
+    const hosts = p.record.hosts.filter((h) => h !== host);
+    const addrs = await this.deps.store.list(keys.addrs(sk));
+    const theirs = addrs.filter((a) => hosts.length === 0 || (decode<AddressRecord>(a).host === host && decode<AddressRecord>(a).kind !== 'gateway'));
+    await this.deleteAll(theirs);
+    const write: Write = hosts.length ? { key: p.entry.key, value: encode({ ...p.record, hosts }), expect: p.entry.revision } : { key: p.entry.key, value: null, expect: p.entry.revision };
+    await this.deps.store.commit([write]);
+  }
+
+  /** Re-claims an address a local endpoint uses if its record is missing (a crash, a reclaim while away). */
+  async ensureOwned(subnet: string, ip: string): Promise<'ok' | 'restored' | 'taken'> {
+    return this.lock.runExclusive(async () => {
+      const sk = subnetKey(parseCidr(subnet));
+      const entry = await this.deps.store.get(keys.addr(sk, ip));
+      if (entry) return decode<AddressRecord>(entry).host === this.deps.hostId ? 'ok' : 'taken';
+      const ok = await this.deps.store.commit([this.addressWrite(parseCidr(subnet), ip, 'static')]);
+      this.books.delete(sk);
+      return ok === null ? 'taken' : 'restored';
+    });
+  }
+
   /** Deletes one of this host's address records found by ownAddresses (leak clean-up). */
   async releaseOwned(key: string): Promise<void> {
     await this.lock.runExclusive(async () => {
@@ -233,7 +283,9 @@ export class Ipam {
 
   private async claimStatic(book: AddressBook, ip: bigint): Promise<bigint | undefined> {
     const text = formatIp(book.subnet.family, ip);
-    if (book.isUsed(ip)) throw conflict(`address ${text} is already in use in ${formatCidr(book.subnet)}`);
+    const key = keys.addr(subnetKey(book.subnet), text);
+    // The cache may be stale when other hosts share the pool: the store decides.
+    if (book.isUsed(ip) && (await this.deps.store.get(key))) throw conflict(`address ${text} is already in use in ${formatCidr(book.subnet)}`);
     if ((await this.deps.store.commit([this.addressWrite(book.subnet, text, 'static')])) === null) {
       book.take(ip);
       throw conflict(`address ${text} is already in use in ${formatCidr(book.subnet)}`);
@@ -242,9 +294,18 @@ export class Ipam {
     return ip;
   }
 
-  private async claimDynamic(book: AddressBook): Promise<bigint> {
+  private async claimDynamic(first: AddressBook): Promise<bigint> {
+    let book = first;
+    let reloaded = false;
     for (let i = 0; i < CAS_ATTEMPTS; i++) {
-      const ip = book.next();
+      let ip = book.next();
+      if (ip === undefined && !reloaded) {
+        // Other hosts may have released addresses this cache still counts: look again once.
+        this.books.delete(subnetKey(book.subnet));
+        book = await this.book(book.subnet, book.range);
+        reloaded = true;
+        ip = book.next();
+      }
       if (ip === undefined) {
         const where = book.range ? `ip-range ${formatCidr(book.range)}` : `subnet ${formatCidr(book.subnet)}`;
         throw conflict(`no free address left in ${where}; remove containers or use a larger subnet`);

@@ -14,19 +14,21 @@ import type { Datapath } from './service.js';
 export interface OverlayDeps {
   cluster: Store;
   hostId: string;
-  /** This host's underlay address (KNIT_ADVERTISE). */
-  vtep: string;
+  /** This host's underlay address (KNIT_ADVERTISE); without it the host only keeps its liveness key. */
+  vtep?: string;
   kernel: Datapath;
   log: Logger;
   leaseTtlSeconds: number;
 }
 
-const K = {
+/** Store keys of the control plane; `hosts/<id>` lives exactly as long as that host's lease. */
+export const K = {
   segment: (sk: string) => `overlay/segments/${sk}`,
   vnis: 'overlay/vnis/',
   vni: (v: number) => `overlay/vnis/${v}`,
   endpoints: 'overlay/endpoints/',
   endpoint: (sk: string, host: string, id: string) => `overlay/endpoints/${sk}/${host}/${id}`,
+  hosts: 'hosts/',
   host: (id: string) => `hosts/${id}`,
 };
 
@@ -104,6 +106,7 @@ export class Overlay {
 
   async publish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
     if (!this.lease) throw unavailable(`the cluster store (${this.deps.cluster.kind}) is unreachable; overlay endpoints cannot be published`);
+    if (!this.deps.vtep) throw unavailable('overlay endpoints need KNIT_ADVERTISE');
     const key = K.endpoint(segmentKey(net), this.deps.hostId, ep.id);
     const value = this.value(ep);
     await this.deps.cluster.commit([{ key, value, lease: this.lease }]);
@@ -117,7 +120,7 @@ export class Overlay {
   }
 
   private value(ep: EndpointRecord): string {
-    const p: Published = { vtep: this.deps.vtep, mac: ep.mac };
+    const p: Published = { vtep: this.deps.vtep ?? '', mac: ep.mac };
     if (ep.address) p.ip = ep.address.split('/')[0];
     if (ep.addressV6) p.ipv6 = ep.addressV6.split('/')[0];
     return encode(p);
@@ -217,6 +220,11 @@ export class Overlay {
       }
     });
     return this.queue;
+  }
+
+  /** Hosts whose lease is alive now (their liveness key exists). */
+  async liveHosts(): Promise<Set<string>> {
+    return new Set((await this.deps.cluster.list(K.hosts)).map((e) => e.key.slice(K.hosts.length)));
   }
 
   /** For logs and status: how many remote endpoints each local segment has. */

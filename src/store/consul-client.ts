@@ -2,8 +2,6 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import Consul from 'consul';
-import * as nodeHttp from 'node:http';
-const require_http = () => nodeHttp;
 
 /** A KV entry as the client returns it: Value already base64-decoded to UTF-8, null when empty. */
 export interface KvItem {
@@ -62,7 +60,7 @@ export interface ConsulClient {
 }
 
 export const connect = (opts: { host: string; port: number; token?: string }): ConsulClient =>
-  new Consul({ agent: new (require_http().Agent)({ keepAlive: true, maxSockets: Number(process.env.MAXS ?? 32) }), host: opts.host, port: opts.port, defaults: opts.token ? { token: opts.token } : undefined }) as unknown as ConsulClient;
+  new Consul({ host: opts.host, port: opts.port, defaults: opts.token ? { token: opts.token } : undefined }) as unknown as ConsulClient;
 
 export interface KvRead {
   /** X-Consul-Index, raised to 1 as blocking.mdx tells clients to treat anything lower. */

@@ -5,7 +5,7 @@ import { KnitError, unavailable } from '../errors.js';
 /** A whole operation, retries included: a request from dockerd must fail in seconds, not hang. */
 export const OP_TIMEOUT_MS = 4_500;
 
-export class OperationTimeout extends Error {
+class OperationTimeout extends Error {
   constructor() {
     super(`no answer within ${OP_TIMEOUT_MS} ms`);
   }
@@ -20,14 +20,15 @@ export interface Target {
 const isBrokenCircuit = (err: unknown): boolean =>
   typeof err === 'object' && err !== null && (err as { isBrokenCircuitError?: unknown }).isBrokenCircuitError === true;
 
-export function translate(target: Target, what: string, err: unknown): KnitError {
+function translate(target: Target, what: string, err: unknown): KnitError {
   if (err instanceof KnitError) return err;
   // gRPC appends an empty "Resolution note:" to connection errors.
   const detail = isBrokenCircuit(err)
     ? 'the last attempts failed; the client tries again within 5 s'
     : (err instanceof Error ? err.message : String(err)).replace(/[\s.]*Resolution note:\s*$/, '');
   if (err instanceof OperationTimeout || isBrokenCircuit(err) || (err instanceof Error && isRecoverableError(err))) {
-    return unavailable(`the etcd store at ${target.endpoints} is unreachable (${what}: ${detail}); check that etcd runs and KNIT_STORE names it`, err);
+    const hint = 'check that etcd runs and KNIT_STORE names it';
+    return unavailable(`the etcd store at ${target.endpoints} is unreachable (${what}: ${detail}); ${hint}`, err);
   }
   if (err instanceof EtcdLeaseInvalidError) {
     // The session is gone until the lease is granted again: a retry after that can succeed.

@@ -19,7 +19,8 @@ export class EtcdLease implements Lease {
   private state: State = 'alive';
   private readonly callbacks: (() => void)[] = [];
   private watchdog: NodeJS.Timeout | undefined;
-  private lastFired = Date.now();
+  /** When each keepalive still unanswered on the current stream was sent; etcd answers them in order. */
+  private pending: number[] = [];
   private confirmedAt = 0;
 
   private constructor(
@@ -31,10 +32,14 @@ export class EtcdLease implements Lease {
     // The client only reports a loss after 2 x TTL without contact; etcd expires the lease one TTL after
     // the last keepalive it received, so the watchdog counts from the last keepalive that got an answer.
     inner.on('lost', () => this.lose());
-    inner.on('keepaliveFired', () => {
-      this.lastFired = Date.now();
+    inner.on('keepaliveEstablished', () => {
+      this.pending = [];
     });
-    inner.on('keepaliveSucceeded', () => this.arm(this.lastFired));
+    inner.on('keepaliveFired', () => this.pending.push(Date.now()));
+    inner.on('keepaliveSucceeded', () => {
+      const sentAt = this.pending.shift();
+      if (sentAt !== undefined) this.arm(sentAt);
+    });
   }
 
   static async grant({ client, target, ttlSeconds, onEnd }: GrantOptions): Promise<EtcdLease> {

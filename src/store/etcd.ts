@@ -25,6 +25,8 @@ const GRPC_OPTIONS = {
   // etcd refuses pings more often than every 5 s.
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
+  // A list of a large prefix comes back as one message; gRPC's 4 MiB default would refuse it.
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
 };
 
 interface Backoff {
