@@ -21,8 +21,11 @@ beforeAll(async () => {
 }, 30_000);
 
 afterAll(async () => {
-  await Promise.all(opened.map((s) => s.close()));
-  await etcd?.dispose();
+  try {
+    await Promise.all(opened.map((s) => s.close()));
+  } finally {
+    await etcd?.dispose();
+  }
 }, 30_000);
 
 const freshRoot = (): string => `/knit-test-${++roots}/`;
@@ -61,119 +64,6 @@ function expectUnreachable(err: unknown, endpoint: string): void {
   expect((err as KnitError).kind).toBe('unavailable');
   expect((err as KnitError).message).toContain(`etcd store at ${endpoint} is unreachable`);
 }
-
-describe('etcd: leases', () => {
-  test('keys of a lease no longer kept alive vanish once its TTL runs out', async () => {
-    const root = freshRoot();
-    const [holder, observer] = [await open({ root }), await open({ root })];
-    const lease = await holder.grantLease(2);
-    await holder.commit([{ key: 'hosts/a', value: 'a', lease }]);
-    // List, then watch from there, as a host does when it starts following another's records.
-    expect(await observer.list('hosts/')).toEqual([expect.objectContaining({ key: 'hosts/a' })]);
-    const events = collect(observer, 'hosts/');
-    const closedAt = Date.now();
-    await holder.close(); // stops the keepalives without revoking
-    await seen(events, 1, 'the leased key to expire');
-    expect(events[0]).toMatchObject({ type: 'delete', key: 'hosts/a' });
-    expect(Date.now() - closedAt).toBeGreaterThan(1_000);
-    expect(await observer.get('hosts/a')).toBeUndefined();
-  });
-
-  test('onLost fires when etcd revokes the lease, and its keys go', async () => {
-    const store = await open();
-    const lease = await store.grantLease(3);
-    let lost = 0;
-    lease.onLost(() => lost++);
-    await store.commit([{ key: 'hosts/a', value: 'a', lease }]);
-    await etcd.ctl(['lease', 'revoke', BigInt(lease.id).toString(16)]);
-    await waitFor('onLost', async () => lost > 0, { timeoutMs: 5_000, intervalMs: 50 });
-    expect(await store.get('hosts/a')).toBeUndefined();
-    await sleep(200);
-    expect(lost).toBe(1);
-  });
-
-  test('onLost fires within a TTL when keepalives go unanswered, and etcd then drops the keys', async () => {
-    const store = await open();
-    const lease = await store.grantLease(2);
-    let lostAt = 0;
-    lease.onLost(() => (lostAt = Date.now()));
-    await store.commit([{ key: 'hosts/a', value: 'a', lease }]);
-    const pausedAt = Date.now();
-    etcd.pause();
-    try {
-      await waitFor('onLost', async () => lostAt > 0, { timeoutMs: 5_000, intervalMs: 50 });
-    } finally {
-      etcd.resume();
-    }
-    expect(lostAt - pausedAt).toBeLessThanOrEqual(2_500);
-    await waitFor('the lost lease key to go', async () => (await store.get('hosts/a').catch(() => 'retry')) === undefined, {
-      timeoutMs: 15_000,
-    });
-  });
-
-  test('revoke removes the keys at once and is no loss; a write with the revoked lease is refused', async () => {
-    const store = await open();
-    const lease = await store.grantLease(30);
-    let lost = 0;
-    lease.onLost(() => lost++);
-    await store.commit([{ key: 'hosts/a', value: 'a', lease }]);
-    await lease.revoke();
-    expect(await store.get('hosts/a')).toBeUndefined();
-    const { err } = await failure(() => store.commit([{ key: 'hosts/b', value: 'b', lease }]));
-    expect(err).toMatchObject({ kind: 'unavailable', message: expect.stringMatching(/lease expired or was revoked/) });
-    expect(lost).toBe(0);
-  });
-});
-
-describe('etcd: watch', () => {
-  test('a watch from a past revision replays the history in revision order', async () => {
-    const store = await open();
-    const r1 = (await store.commit([{ key: 'n/a', value: '1' }]))!;
-    await store.commit([{ key: 'n/b', value: '2' }, { key: 'n/a', value: null }]);
-    await store.commit([{ key: 'other', value: 'x' }]);
-    const events = collect(store, 'n/', r1 - 1);
-    await seen(events, 3, 'the replayed history');
-    await sleep(200);
-    expect(events).toEqual([
-      { type: 'put', key: 'n/a', value: '1', revision: r1 },
-      { type: 'put', key: 'n/b', value: '2', revision: r1 + 1 },
-      { type: 'delete', key: 'n/a', revision: r1 + 1 },
-    ]);
-  });
-
-  test('a watch cut off while etcd compacted its history re-syncs: puts for what changed, deletes for what went', async () => {
-    const relay = await startRelay(etcd.endpoint);
-    try {
-      const root = freshRoot();
-      const direct = await open({ root });
-      await direct.commit([{ key: 'eps/old', value: '0' }]);
-      const viaRelay = await open({ endpoint: relay.endpoint, root });
-      const events = collect(viaRelay, 'eps/');
-      for (const k of ['a', 'b', 'c']) await direct.commit([{ key: `eps/${k}`, value: '1' }]);
-      await seen(events, 3, 'the first puts');
-      relay.cut();
-      await direct.commit([{ key: 'eps/a', value: null }]);
-      await direct.commit([{ key: 'eps/old', value: null }]);
-      const rb = (await direct.commit([{ key: 'eps/b', value: '2' }]))!;
-      const rd = (await direct.commit([{ key: 'eps/d', value: '1' }]))!;
-      await etcd.ctl(['compact', String(rd)]);
-      relay.mend();
-      await seen(events, 7, 'the re-sync');
-      // eps/old predates the watch: only the state read when the watch began tells that it went.
-      expect(events.slice(3)).toEqual([
-        { type: 'put', key: 'eps/b', value: '2', revision: rb },
-        { type: 'put', key: 'eps/d', value: '1', revision: rd },
-        { type: 'delete', key: 'eps/a', revision: rd },
-        { type: 'delete', key: 'eps/old', revision: rd },
-      ]);
-      const re = (await direct.commit([{ key: 'eps/e', value: '1' }]))!;
-      await seen(events, 8, 'events after the re-sync');
-      expect(events[7]).toEqual({ type: 'put', key: 'eps/e', value: '1', revision: re });
-    } finally {
-      await relay.close();
-    }
-  });
-});
 
 describe('etcd: outages', () => {
   test('an endpoint that accepts connections but never answers fails within 5 s as unavailable', async () => {
@@ -226,6 +116,123 @@ describe('etcd: outages', () => {
     await seen(events, 2, 'the event after the restart');
     expect(events[1]).toEqual({ type: 'put', key: 'w/after', value: '2', revision });
     expect(await store.get('w/after')).toMatchObject({ value: '2', revision });
+  });
+});
+
+describe('etcd: leases', () => {
+  test('keys of a lease no longer kept alive vanish once its TTL runs out', async () => {
+    const root = freshRoot();
+    const [holder, observer] = [await open({ root }), await open({ root })];
+    const lease = await holder.grantLease(2);
+    await holder.commit([{ key: 'hosts/a', value: 'a', lease }]);
+    // List, then watch from there, as a host does when it starts following another's records.
+    expect(await observer.list('hosts/')).toEqual([expect.objectContaining({ key: 'hosts/a' })]);
+    const events = collect(observer, 'hosts/');
+    const closedAt = Date.now();
+    await holder.close(); // stops the keepalives without revoking
+    await seen(events, 1, 'the leased key to expire');
+    expect(events[0]).toMatchObject({ type: 'delete', key: 'hosts/a' });
+    expect(Date.now() - closedAt).toBeGreaterThan(1_000);
+    expect(await observer.get('hosts/a')).toBeUndefined();
+  });
+
+  test('onLost fires when etcd revokes the lease, and its keys go', async () => {
+    const store = await open();
+    const lease = await store.grantLease(3);
+    let lost = 0;
+    lease.onLost(() => lost++);
+    await store.commit([{ key: 'hosts/a', value: 'a', lease }]);
+    await etcd.ctl(['lease', 'revoke', BigInt(lease.id).toString(16)]);
+    await waitFor('onLost', async () => lost > 0, { timeoutMs: 5_000, intervalMs: 50 });
+    expect(await store.get('hosts/a')).toBeUndefined();
+    await sleep(200);
+    expect(lost).toBe(1);
+  });
+
+  test('onLost fires within a TTL when keepalives go unanswered, and etcd then drops the keys', async () => {
+    const store = await open();
+    const lease = await store.grantLease(2);
+    let lostAt = 0;
+    lease.onLost(() => (lostAt = Date.now()));
+    await store.commit([{ key: 'hosts/a', value: 'a', lease }]);
+    const pausedAt = Date.now();
+    etcd.pause();
+    try {
+      await waitFor('onLost', async () => lostAt > 0, { timeoutMs: 5_000, intervalMs: 50 });
+    } finally {
+      etcd.resume();
+    }
+    // One TTL (2 s) after the last answered keepalive, plus timer slack; the client alone would wait 2 x TTL.
+    expect(lostAt - pausedAt).toBeLessThanOrEqual(3_000);
+    await waitFor('the lost lease key to go', async () => (await store.get('hosts/a').catch(() => 'retry')) === undefined, {
+      timeoutMs: 15_000,
+    });
+  });
+
+  test('revoke removes the keys at once and is no loss; a write with the revoked lease is refused', async () => {
+    const store = await open();
+    const lease = await store.grantLease(30);
+    let lost = 0;
+    lease.onLost(() => lost++);
+    await store.commit([{ key: 'hosts/a', value: 'a', lease }]);
+    await lease.revoke();
+    expect(await store.get('hosts/a')).toBeUndefined();
+    const { err } = await failure(() => store.commit([{ key: 'hosts/b', value: 'b', lease }]));
+    expect(err).toMatchObject({ kind: 'unavailable', message: expect.stringMatching(/lease expired or was revoked/) });
+    expect(lost).toBe(0);
+  });
+});
+
+describe('etcd: watch', () => {
+  test('a watch from a past revision replays the history in revision order', async () => {
+    const store = await open();
+    const r1 = (await store.commit([{ key: 'n/a', value: '1' }]))!;
+    await store.commit([{ key: 'n/b', value: '2' }, { key: 'n/a', value: null }]);
+    await store.commit([{ key: 'other', value: 'x' }]);
+    const events = collect(store, 'n/', r1 - 1);
+    await seen(events, 3, 'the replayed history');
+    await sleep(200);
+    expect(events).toEqual([
+      { type: 'put', key: 'n/a', value: '1', revision: r1 },
+      { type: 'put', key: 'n/b', value: '2', revision: r1 + 1 },
+      { type: 'delete', key: 'n/a', revision: r1 + 1 },
+    ]);
+  });
+
+  test('a watch cut off while etcd compacted its history re-syncs: puts for what changed, deletes for what went', async () => {
+    const relay = await startRelay(etcd.endpoint);
+    let viaRelay: Store | undefined;
+    try {
+      const root = freshRoot();
+      const direct = await open({ root });
+      await direct.commit([{ key: 'eps/old', value: '0' }]);
+      viaRelay = await open({ endpoint: relay.endpoint, root });
+      const events = collect(viaRelay, 'eps/');
+      for (const k of ['a', 'b', 'c']) await direct.commit([{ key: `eps/${k}`, value: '1' }]);
+      await seen(events, 3, 'the first puts');
+      relay.cut();
+      await direct.commit([{ key: 'eps/a', value: null }]);
+      await direct.commit([{ key: 'eps/old', value: null }]);
+      const rb = (await direct.commit([{ key: 'eps/b', value: '2' }]))!;
+      const rd = (await direct.commit([{ key: 'eps/d', value: '1' }]))!;
+      await etcd.ctl(['compact', String(rd)]);
+      relay.mend();
+      await seen(events, 7, 'the re-sync');
+      // eps/old predates the watch: only the state read when the watch began tells that it went.
+      expect(events.slice(3)).toEqual([
+        { type: 'put', key: 'eps/b', value: '2', revision: rb },
+        { type: 'put', key: 'eps/d', value: '1', revision: rd },
+        { type: 'delete', key: 'eps/a', revision: rd },
+        { type: 'delete', key: 'eps/old', revision: rd },
+      ]);
+      const re = (await direct.commit([{ key: 'eps/e', value: '1' }]))!;
+      await seen(events, 8, 'events after the re-sync');
+      expect(events[7]).toEqual({ type: 'put', key: 'eps/e', value: '1', revision: re });
+    } finally {
+      // Closed before its relay goes, or its watch would keep reconnecting for the rest of the file.
+      await viaRelay?.close();
+      await relay.close();
+    }
   });
 });
 

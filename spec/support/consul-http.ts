@@ -15,8 +15,8 @@ export interface Call {
   path: string;
   query: URLSearchParams;
   body: Buffer;
-  /** Aborted when the client goes away, so a blocking query stops waiting for it. */
-  signal: AbortSignal;
+  /** Registers a callback for when the client goes away, so a blocking query stops waiting for it. */
+  onClose(listener: () => void): () => void;
 }
 
 export interface ServerSettings {
@@ -77,17 +77,16 @@ export function blockingQuery(env: Env, call: Call, watches: (change: Change) =>
     const finish = (snapshot: Snapshot): void => {
       clearTimeout(timer);
       unsubscribe();
-      call.signal.removeEventListener('abort', abandon);
+      forget();
       resolve(snapshot.reply);
     };
-    const abandon = (): void => finish(first);
     const timer = setTimeout(() => finish(run()), params.waitMs + Math.random() * (params.waitMs / 16));
     const unsubscribe = env.state.subscribe((change) => {
       if (!watches(change)) return;
       const next = run();
       if (next.index > params.index) finish(next);
     });
-    call.signal.addEventListener('abort', abandon);
+    const forget = call.onClose(() => finish(first));
   });
 }
 

@@ -1,59 +1,68 @@
-// An in-process server speaking the subset of Consul's HTTP API knit uses, with Consul's documented semantics
-// (see /work/shared/reference/consul.md), plus stop/start and pause/resume to stage outages.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Call, Env, Reply, ServerSettings } from './consul-http.js';
-import { text } from './consul-http.js';
-import { kvRoute } from './consul-routes-kv.js';
-import { sessionRoute, statusRoute } from './consul-routes-session.js';
-import { txnRoute } from './consul-routes-txn.js';
-import { ConsulState, type StateOptions } from './consul-state.js';
+// The Consul test server, run in a worker thread of the test process: a real Consul is its own process, and a server
+// sharing the client's event loop accepts new connections seconds late under load, which distorts every timing.
+// A worker does not go through jest's transform, so its sources are transpiled with the project's TypeScript first.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import ts from 'typescript';
+import type { ConsulServerOptions } from './consul-core.js';
+import type { Answer, Command } from './consul-worker.js';
 
-export interface ConsulServerOptions {
-  /** Default 127.0.0.1; a multi-host test may give an underlay address. */
-  host?: string;
-  /** Default: a free port picked by the kernel, kept across stop/start. */
-  port?: number;
-  /** When set, every endpoint but /v1/status needs this token (X-Consul-Token, Bearer or ?token=): 403 otherwise. */
-  token?: string;
-  /** Consul's session_ttl_min: 10 s unless a test asks for shorter leases. */
-  sessionTtlMinSeconds?: number;
-  /** Consul expires a session at TTL x 2 (the default here); 1 expires it at the TTL, which the docs also allow. */
-  ttlMultiplier?: number;
-  /** Consul's TombstoneTTL: 15 min. */
-  tombstoneTtlMs?: number;
-  /** default_query_time (5 min) and max_query_time (10 min). */
-  defaultQueryTimeMs?: number;
-  maxQueryTimeMs?: number;
+export type { ConsulServerOptions };
+
+/** How long a command to the worker may take before the test fails instead of hanging. */
+const COMMAND_TIMEOUT_MS = 10_000;
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+/** Transpiles the worker and every module it imports (relative imports only: the server needs no packages). */
+async function transpile(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'knit-consul-'));
+  await writeFile(join(dir, 'package.json'), '{"type":"module"}');
+  const pending = ['consul-worker.js'];
+  const done = new Set<string>();
+  for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
+    if (done.has(name)) continue;
+    done.add(name);
+    const source = await readFile(join(here, name.replace(/\.js$/, '.ts')), 'utf8');
+    for (const m of source.matchAll(/from '\.\/([\w-]+\.js)'/g)) pending.push(m[1]);
+    const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } });
+    await writeFile(join(dir, name), outputText);
+  }
+  return dir;
 }
 
-const NODE_NAME = 'consul-test';
+type Waiter = { resolve: (answer: Answer) => void; reject: (err: Error) => void };
 
 export class ConsulTestServer {
-  state: ConsulState;
-  private server: Server | undefined;
-  private paused = false;
-  private held: (() => void)[] = [];
-  private readonly settings: ServerSettings;
-  private readonly stateOptions: StateOptions;
+  private nextId = 1;
+  private readonly waiters = new Map<number, Waiter>();
+  private closed = false;
 
   private constructor(
+    private readonly worker: Worker,
+    private readonly dir: string,
     readonly host: string,
     public port: number,
-    private readonly opts: ConsulServerOptions,
-  ) {
-    this.stateOptions = { ttlMultiplier: opts.ttlMultiplier ?? 2, tombstoneTtlMs: opts.tombstoneTtlMs ?? 15 * 60_000 };
-    this.state = new ConsulState(this.stateOptions);
-    this.settings = {
-      nodeName: NODE_NAME,
-      sessionTtlMinNs: (opts.sessionTtlMinSeconds ?? 10) * 1e9,
-      defaultQueryTimeMs: opts.defaultQueryTimeMs ?? 300_000,
-      maxQueryTimeMs: opts.maxQueryTimeMs ?? 600_000,
-    };
-  }
+  ) {}
 
   static async start(opts: ConsulServerOptions = {}): Promise<ConsulTestServer> {
-    const server = new ConsulTestServer(opts.host ?? '127.0.0.1', opts.port ?? 0, opts);
-    await server.start();
+    const dir = await transpile();
+    const worker = new Worker(join(dir, 'consul-worker.js'), { workerData: opts });
+    const first = await new Promise<Answer>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    }).catch(async (err: unknown) => {
+      await worker.terminate();
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    });
+    const server = new ConsulTestServer(worker, dir, opts.host ?? '127.0.0.1', first.port ?? 0);
+    worker.on('message', (a: Answer) => server.settle(a));
+    worker.on('error', (err) => server.failAll(err));
+    worker.on('exit', () => server.failAll(new Error('the Consul test server worker exited')));
     return server;
   }
 
@@ -62,115 +71,60 @@ export class ConsulTestServer {
     return `${this.host}:${this.port}`;
   }
 
-  get running(): boolean {
-    return this.server !== undefined;
+  /** An outage: the port closes, open connections drop, no session expires; the data stays for start(). */
+  stop(): Promise<void> {
+    return this.command('stop');
   }
 
-  /** Listens again on the same port; `wipe` starts from an empty state (a new cluster: indexes go back to 1). */
-  async start(opts: { wipe?: boolean } = {}): Promise<void> {
-    if (this.server) return;
-    if (opts.wipe) this.state = new ConsulState(this.stateOptions);
-    else this.state.startTimers();
-    const server = createServer((req, res) => this.receive(req, res));
-    // Go's HTTP server keeps idle connections open; Node's 5 s default would race with clients reusing them.
-    server.keepAliveTimeout = 0;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, this.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-  }
-
-  /** An outage: the port closes, open connections drop, nothing expires; the data stays for start(). */
-  async stop(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    this.paused = false;
-    this.held = [];
-    this.state.stopTimers();
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+  /** Listens again on the same port; `wipe` starts from an empty state, as a new cluster would (indexes restart). */
+  start(opts: { wipe?: boolean } = {}): Promise<void> {
+    return this.command(opts.wipe ? 'wipe' : 'start');
   }
 
   /** A partition: connections are accepted but nothing is answered until resume(); sessions keep expiring. */
-  pause(): void {
-    this.paused = true;
+  pause(): Promise<void> {
+    return this.command('pause');
   }
 
-  resume(): void {
-    this.paused = false;
-    for (const run of this.held.splice(0)) run();
+  resume(): Promise<void> {
+    return this.command('resume');
   }
 
   /** Invalidates a session now, as its TTL timer would (the hook consul.md §7 asks for). */
-  expireSession(id: string): void {
-    this.state.destroySession(id);
+  expireSession(session: string): Promise<void> {
+    return this.command('expireSession', session);
   }
 
+  /** Stops the server and its worker and removes the transpiled sources; safe to call twice. */
   async close(): Promise<void> {
-    await this.stop();
+    if (this.closed) return;
+    this.closed = true;
+    await this.command('stop').catch(() => undefined);
+    await this.worker.terminate();
+    await rm(this.dir, { recursive: true, force: true });
   }
 
-  private gate(run: () => void): void {
-    if (this.paused) this.held.push(run);
-    else run();
+  private async command(op: Command['op'], session?: string): Promise<void> {
+    const id = this.nextId++;
+    let timer: NodeJS.Timeout | undefined;
+    const answer = await new Promise<Answer>((resolve, reject) => {
+      this.waiters.set(id, { resolve, reject });
+      timer = setTimeout(() => reject(new Error(`the Consul test server did not ${op} within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
+      this.worker.postMessage({ id, op, session } satisfies Command);
+    }).finally(() => {
+      clearTimeout(timer);
+      this.waiters.delete(id);
+    });
+    if (answer.error) throw new Error(`the Consul test server could not ${op}: ${answer.error}`);
+    if (answer.port) this.port = answer.port;
   }
 
-  private receive(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => this.gate(() => this.dispatch(req, res, Buffer.concat(chunks))));
+  private settle(answer: Answer): void {
+    this.waiters.get(answer.id)?.resolve(answer);
   }
 
-  private dispatch(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
-    const abort = new AbortController();
-    res.on('close', () => abort.abort());
-    const raw = req.url ?? '/';
-    const cut = raw.indexOf('?');
-    let path: string;
-    try {
-      path = decodeURIComponent(cut < 0 ? raw : raw.slice(0, cut));
-    } catch {
-      this.reply(res, text(400, 'invalid URL escape'));
-      return;
-    }
-    const call: Call = { method: req.method ?? 'GET', path, query: new URLSearchParams(cut < 0 ? '' : raw.slice(cut + 1)), body, signal: abort.signal };
-    const denied = this.checkToken(req, call);
-    const answer = denied ?? this.route({ state: this.state, settings: this.settings }, call);
-    void Promise.resolve(answer).then((reply) => this.gate(() => this.reply(res, reply)));
-  }
-
-  private checkToken(req: IncomingMessage, call: Call): Reply | undefined {
-    if (this.opts.token === undefined || call.path.startsWith('/v1/status/')) return undefined;
-    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    const header = req.headers['x-consul-token'];
-    const given = (Array.isArray(header) ? header[0] : header) ?? bearer ?? call.query.get('token') ?? '';
-    if (given === this.opts.token) return undefined;
-    // No token means the anonymous token, which the deny-by-default policy refuses; an unknown one is not found.
-    return text(403, given ? 'ACL not found' : 'Permission denied');
-  }
-
-  private route(env: Env, call: Call): Reply | Promise<Reply> {
-    const p = call.path;
-    if (p.startsWith('/v1/kv/')) return kvRoute(env, call, p.slice('/v1/kv/'.length));
-    if (p === '/v1/txn') return txnRoute(env, call);
-    if (p.startsWith('/v1/session/')) return sessionRoute(env, call, p.slice('/v1/session/'.length));
-    if (p.startsWith('/v1/status/')) return statusRoute(call, p.slice('/v1/status/'.length));
-    return text(404, '404 page not found');
-  }
-
-  private reply(res: ServerResponse, reply: Reply): void {
-    if (res.destroyed || res.writableEnded) return;
-    const policy = this.opts.token === undefined ? 'allow' : 'deny';
-    res.writeHead(reply.status, { 'X-Consul-Default-ACL-Policy': policy, ...reply.headers });
-    res.end(reply.body);
+  private failAll(err: Error): void {
+    for (const waiter of this.waiters.values()) waiter.reject(err);
   }
 }
 

@@ -31,12 +31,17 @@ export interface StateOptions {
 
 export type TxnOutcome = { results: TxnResult[]; errors?: undefined } | { errors: { OpIndex: number; What: string }[] };
 
+const BOOTSTRAP_ENTRIES = 10;
 /** The most lock-delay Consul applies (structs.MaxLockDelay). */
 const MAX_LOCK_DELAY_MS = 60_000;
 
 export class ConsulState {
-  /** The last Raft index: every write request that reaches the log takes the next one. */
-  index = 0;
+  /**
+   * The last Raft index: every write request that reaches the log takes the next one. A new cluster has already
+   * written its bootstrap entries (configuration, leader barrier, node registration) before any KV write, which is
+   * why Consul says index 1 is impossible for data; the KV index itself still starts at 0, reported as 1.
+   */
+  index = BOOTSTRAP_ENTRIES;
   readonly kv: KvTables;
   readonly sessions = new Map<string, Session>();
   sessionsIndex = 0;

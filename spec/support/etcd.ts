@@ -23,7 +23,8 @@ export interface EtcdTls {
   key: string;
 }
 
-interface ServerTls extends EtcdTls {
+/** The client's files plus etcd's own certificate and key. */
+export interface ServerTls extends EtcdTls {
   serverCert: string;
   serverKey: string;
 }
@@ -85,15 +86,28 @@ async function makeCertificates(dir: string, host: string): Promise<ServerTls> {
   await run(['openssl', 'req', '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.crt'), '-subj', '/CN=knit test CA']);
   await run(signed('server', ['-addext', `subjectAltName=IP:${host}`]));
   await run(signed('client', []));
-  return { ca: file('ca.crt'), cert: file('client.crt'), key: file('client.key'), serverCert: file('server.crt'), serverKey: file('server.key') };
+  const [ca, cert, key] = [file('ca.crt'), file('client.crt'), file('client.key')];
+  return { ca, cert, key, serverCert: file('server.crt'), serverKey: file('server.key') };
 }
 
 const nsPrefix = (netns?: string): string[] => (netns ? ['nsenter', `--net=/run/netns/${netns}`] : []);
 
+/** host:port, with an IPv6 address in brackets as URLs need it. */
+const hostPort = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+export interface EtcdArgvOptions {
+  host: string;
+  clientPort: number;
+  peerPort: number;
+  dataDir: string;
+  netns?: string;
+  tls?: ServerTls;
+}
+
 /** The argv that runs etcd: exported so a multi-host test can check it without starting anything. */
-export function etcdArgv(opts: { host: string; clientPort: number; peerPort: number; dataDir: string; netns?: string; tls?: ServerTls }): string[] {
-  const client = `${opts.tls ? 'https' : 'http'}://${opts.host}:${opts.clientPort}`;
-  const peer = `http://${opts.host}:${opts.peerPort}`;
+export function etcdArgv(opts: EtcdArgvOptions): string[] {
+  const client = `${opts.tls ? 'https' : 'http'}://${hostPort(opts.host, opts.clientPort)}`;
+  const peer = `http://${hostPort(opts.host, opts.peerPort)}`;
   const tls = opts.tls
     ? ['--cert-file', opts.tls.serverCert, '--key-file', opts.tls.serverKey, '--trusted-ca-file', opts.tls.ca, '--client-cert-auth']
     : [];
@@ -125,7 +139,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
   const tempDir = await mkdtemp(join(tmpdir(), 'knit-etcd-'));
   const dataDir = join(tempDir, 'data');
   const logFile = join(tempDir, 'etcd.log');
-  const endpoint = `${host}:${clientPort}`;
+  const endpoint = hostPort(host, clientPort);
   let tls: ServerTls | undefined;
   let proc: Spawned | undefined;
   const ctlArgs = (args: readonly string[]): string[] => ctlArgv({ endpoint, netns: opts.netns, tls, args });

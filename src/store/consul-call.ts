@@ -23,17 +23,28 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT
 
 const statusOf = (err: ClientError): number | undefined => err.response?.statusCode;
 
+/**
+ * The system error code. The client re-wraps an error from another realm (node:net's, seen from jest's VM) in a new
+ * Error that keeps only the message, so the code is looked for there too.
+ */
+function codeOf(err: ClientError): string | undefined {
+  if (err.code !== undefined) return err.code;
+  const named = /\b(E[A-Z]+)\b/.exec(err.message ?? '')?.[1];
+  return named !== undefined && NETWORK_CODES.has(named) ? named : undefined;
+}
+
 /** Consul cannot have applied these: nothing was sent, or it refused before Raft (overload, no leader). */
 function notApplied(err: ClientError): boolean {
   const status = statusOf(err);
-  if (err.code === 'ECONNREFUSED' || status === 429 || status === 503) return true;
+  if (codeOf(err) === 'ECONNREFUSED' || status === 429 || status === 503) return true;
   return status === 500 && /no cluster leader/i.test(err.message);
 }
 
 /** Consul did not answer at all, or answered that it cannot serve now. */
 function unreachable(err: ClientError): boolean {
   if (notApplied(err) || err.isTimeout) return true;
-  return (err.code !== undefined && NETWORK_CODES.has(err.code)) || /socket hang up/i.test(err.message ?? '');
+  const code = codeOf(err);
+  return (code !== undefined && NETWORK_CODES.has(code)) || /socket hang up/i.test(err.message ?? '');
 }
 
 /** Worth another try within the budget for an idempotent call (consul.md §6's client policy: network errors, 429, 500, 503). */
@@ -43,7 +54,7 @@ export function translate(target: Target, what: string, err: unknown): KnitError
   if (err instanceof KnitError) return err;
   const e = err as ClientError;
   const status = statusOf(e);
-  const detail = e.code ?? e.message ?? String(err);
+  const detail = codeOf(e) ?? e.message ?? String(err);
   if (unreachable(e)) {
     return unavailable(`the consul store at ${target.address} is unreachable (${what}: ${detail}); check that Consul runs and KNIT_STORE names it`, err);
   }

@@ -2,7 +2,7 @@
 // dropped it.
 import { badRequest } from '../errors.js';
 import { bounded, OP_TIMEOUT_MS, type Target } from './consul-call.js';
-import type { ConsulClient } from './consul-client.js';
+import type { ConsulApi } from './consul-client.js';
 import type { Lease } from './types.js';
 
 type State = 'alive' | 'lost' | 'ended';
@@ -17,23 +17,19 @@ export class ConsulLease implements Lease {
   private watchdog: NodeJS.Timeout | undefined;
 
   private constructor(
-    private readonly client: ConsulClient,
+    private readonly client: ConsulApi,
     private readonly target: Target,
     readonly id: string,
     readonly ttlSeconds: number,
   ) {}
 
-  static async grant(client: ConsulClient, target: Target, ttlSeconds: number): Promise<ConsulLease> {
+  static async grant(client: ConsulApi, target: Target, ttlSeconds: number): Promise<ConsulLease> {
     if (!Number.isFinite(ttlSeconds) || ttlSeconds < 1) throw badRequest(`a lease needs a TTL of at least 1 second, not ${ttlSeconds}`);
     const ttl = Math.ceil(ttlSeconds);
     const sentAt = Date.now();
-    // No node checks: the session lives exactly as long as it is renewed. No lock-delay: a host that lost its
-    // session must be able to attach its keys to a new one at once. A create whose answer is lost leaves a session
-    // holding nothing, which expires: so a retry is harmless.
-    const { ID } = await bounded(target, `creating a ${ttl} s session`, 'idempotent', (timeout) =>
-      client.session.create({ name: 'knit', ttl: `${ttl}s`, behavior: 'delete', lockdelay: '0s', checks: [], timeout }),
-    );
-    const lease = new ConsulLease(client, target, ID, ttl);
+    // A create whose answer is lost leaves a session holding nothing, which expires: so a retry is harmless.
+    const id = await bounded(target, `creating a ${ttl} s session`, 'idempotent', (timeout) => client.createSession(ttl, timeout));
+    const lease = new ConsulLease(client, target, id, ttl);
     lease.confirmed(sentAt);
     return lease;
   }
@@ -47,7 +43,7 @@ export class ConsulLease implements Lease {
   async revoke(): Promise<void> {
     this.end();
     // Destroying an unknown session still answers true, so sending it again is safe.
-    await bounded(this.target, `destroying session ${this.id}`, 'idempotent', (timeout) => this.client.session.destroy({ id: this.id, timeout }));
+    await bounded(this.target, `destroying session ${this.id}`, 'idempotent', (timeout) => this.client.destroySession(this.id, timeout));
   }
 
   /** Stops renewing (the store is closing); Consul drops the session and its keys after TTL to 2 x TTL. */
@@ -78,7 +74,7 @@ export class ConsulLease implements Lease {
     if (this.state !== 'alive') return;
     const sentAt = Date.now();
     try {
-      await this.client.session.renew({ id: this.id, timeout: Math.min(OP_TIMEOUT_MS, this.periodMs) });
+      await this.client.renewSession(this.id, Math.min(OP_TIMEOUT_MS, this.periodMs));
       this.confirmed(sentAt);
     } catch (err) {
       // 404: Consul no longer knows the session (expired, destroyed, or a new cluster).

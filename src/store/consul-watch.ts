@@ -1,6 +1,7 @@
-// A watch on a key prefix: a loop of Consul blocking queries, each answer diffed against the last into events.
-import { kvRead, RequestContext, type ConsulClient, type KvRead } from './consul-client.js';
-import type { Sightings } from './consul-sightings.js';
+// A watch on a key prefix: a loop of Consul blocking queries, each answer merged with what was reported into events.
+import { RequestContext, type ConsulApi, type KvRead } from './consul-client.js';
+import type { Journal } from './consul-journal.js';
+import { merge, type Reported } from './consul-merge.js';
 import type { Watch, WatchEvent } from './types.js';
 
 /** How long Consul may hold one query; the client waits that plus Consul's jitter (wait/16) and some slack. */
@@ -17,21 +18,21 @@ const BURST = 20;
 const REFILL_PER_SECOND = 10;
 
 export interface WatchDeps {
-  client: ConsulClient;
+  client: ConsulApi;
   root: string;
-  sightings: Sightings;
-}
-
-interface Seen {
-  value: string;
-  revision: number;
+  journal: Journal;
 }
 
 export class ConsulWatch implements Watch {
   private closed = false;
   private readonly ctx = new RequestContext();
-  private known = new Map<string, Seen>();
+  private readonly reported = new Map<string, Reported>();
+  /** The index to block on; 0 reads at once. */
   private index = 0;
+  /** X-Consul-Index of the last answer, to tell when the index went backwards. */
+  private lastIndex: number | undefined;
+  /** Events have been delivered for every change up to this revision. */
+  private covered: number | undefined;
   private tokens = BURST;
   private refilledAt = Date.now();
   private wake: (() => void) | undefined;
@@ -40,8 +41,9 @@ export class ConsulWatch implements Watch {
     private readonly deps: WatchDeps,
     private readonly prefix: string,
     private readonly onEvent: (event: WatchEvent) => void,
-    private readonly afterRevision: number | undefined,
+    afterRevision: number | undefined,
   ) {
+    this.covered = afterRevision;
     void this.run();
   }
 
@@ -59,16 +61,17 @@ export class ConsulWatch implements Watch {
       try {
         read = await this.poll();
       } catch {
-        // Unreachable or failing Consul: keep the last index and data, and try again; the next answer is diffed.
+        // Unreachable or failing Consul: keep what was reported and try again. The next read does not block, since
+        // the Consul that answers may have lost its data and indexes (a new cluster would hold an old index for the
+        // whole wait); its answer is merged with what was reported, so nothing is reported twice.
+        this.index = 0;
         await this.pause(Math.min(BACKOFF_FIRST_MS * 2 ** failures++, BACKOFF_MAX_MS));
         continue;
       }
       failures = 0;
       if (this.closed) return;
-      const events = first ? this.replay(read) : this.diff(read);
+      const events = this.absorb(read, first);
       first = false;
-      // An index that went backwards (snapshot restore, reaped tombstones, a new cluster) restarts from 0.
-      this.index = read.index < this.index ? 0 : read.index;
       for (const event of events) {
         if (this.closed) return;
         this.onEvent(event);
@@ -79,53 +82,27 @@ export class ConsulWatch implements Watch {
 
   private poll(): Promise<KvRead> {
     const blocking = this.index > 0 ? { index: this.index, wait: `${WAIT_SECONDS}s` } : {};
-    return kvRead(this.deps.client, { key: this.deps.root + this.prefix, recurse: true, timeout: REQUEST_TIMEOUT_MS, ctx: this.ctx, ...blocking });
+    return this.deps.client.kvRead({ key: this.deps.root + this.prefix, recurse: true, timeout: REQUEST_TIMEOUT_MS, ctx: this.ctx, ...blocking });
   }
 
-  private current(read: KvRead): Map<string, Seen> {
+  private absorb(read: KvRead, first: boolean): WatchEvent[] {
     const root = this.deps.root.length;
-    return new Map(read.items.map((i) => [i.Key.slice(root), { value: i.Value ?? '', revision: i.ModifyIndex }]));
-  }
-
-  /** The first answer: entries changed after afterRevision, and deletes this process saw or can infer since. */
-  private replay(read: KvRead): WatchEvent[] {
-    const now = this.current(read);
-    const events: WatchEvent[] = [];
-    if (this.afterRevision !== undefined) {
-      const after = this.afterRevision;
-      for (const [key, s] of this.deps.sightings.under(this.prefix)) {
-        if (now.has(key)) continue;
-        // Seen present before this read and missing from it: deleted since (perhaps before afterRevision, which a
-        // caller's view then already lacks). Seen after this read was served: it is for the next answer to tell.
-        if (!s.deleted && s.revision <= read.index) events.push({ type: 'delete', key, revision: read.index });
-        else if (s.revision > after) events.push({ type: 'delete', key, revision: s.revision });
-      }
-      for (const [key, e] of now) if (e.revision > after) events.push({ type: 'put', key, value: e.value, revision: e.revision });
+    const state = new Map(read.items.map((i) => [i.Key.slice(root), { value: i.Value ?? '', revision: i.ModifyIndex }]));
+    for (const [key, e] of state) this.deps.journal.record(key, e.revision, e.value);
+    // An index that went backwards (snapshot restore, reaped tombstones, a new cluster) restarts from 0, and
+    // revisions remembered from before it no longer compare with the new ones.
+    const backwards = this.lastIndex !== undefined && read.index < this.lastIndex;
+    if (backwards) this.deps.journal.clear();
+    this.index = backwards ? 0 : read.index;
+    this.lastIndex = read.index;
+    const since = this.covered;
+    this.covered = read.index;
+    if (since === undefined) {
+      // A watch from now: the first answer is the baseline, not news.
+      for (const [key, e] of state) this.reported.set(key, { revision: e.revision, deleted: false });
+      return [];
     }
-    return this.settle(read, now, events);
-  }
-
-  private diff(read: KvRead): WatchEvent[] {
-    const now = this.current(read);
-    const events: WatchEvent[] = [];
-    for (const [key, e] of now) {
-      if (this.known.get(key)?.revision !== e.revision) events.push({ type: 'put', key, value: e.value, revision: e.revision });
-    }
-    for (const key of this.known.keys()) {
-      if (now.has(key)) continue;
-      // A delete made here has its exact index; one made elsewhere is known only to precede this answer.
-      const s = this.deps.sightings.get(key);
-      const exact = s?.deleted && s.revision > this.index && s.revision <= read.index;
-      events.push({ type: 'delete', key, revision: exact ? s.revision : read.index });
-    }
-    return this.settle(read, now, events);
-  }
-
-  private settle(read: KvRead, now: Map<string, Seen>, events: WatchEvent[]): WatchEvent[] {
-    this.known = now;
-    this.deps.sightings.snapshot(this.prefix, new Map([...now].map(([k, e]) => [k, e.revision])), read.index);
-    // Within one revision a key is either deleted or written, never both; deletes go first, as a txn lists them.
-    return events.sort((a, b) => a.revision - b.revision || (a.type === b.type ? (a.key < b.key ? -1 : 1) : a.type === 'delete' ? -1 : 1));
+    return merge({ answer: { index: read.index, state }, since, first, reported: this.reported, facts: this.deps.journal.under(this.prefix) });
   }
 
   private throttle(): number {

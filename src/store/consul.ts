@@ -1,9 +1,9 @@
 // The Consul backend: KV reads, one /v1/txn per commit, blocking-query watches, and sessions as leases.
 import { badRequest, KnitError, unavailable } from '../errors.js';
 import { bounded, type Target } from './consul-call.js';
-import { connect, kvRead, type ConsulClient, type KvRead, type TxnResponse } from './consul-client.js';
+import { connect, type ConsulApi, type KvRead, type TxnKv, type TxnResponse } from './consul-client.js';
 import { ConsulLease } from './consul-lease.js';
-import { Sightings } from './consul-sightings.js';
+import { Journal } from './consul-journal.js';
 import { MAX_TXN_OPS, planCommit, rejected, resultIndex, tooManyOps } from './consul-txn.js';
 import { ConsulWatch } from './consul-watch.js';
 import type { Check, Entry, Lease, Store, Watch, WatchEvent, Write } from './types.js';
@@ -25,7 +25,7 @@ export async function openConsulStore(opts: ConsulStoreOptions): Promise<Store> 
   const target = { address: `${opts.host}:${opts.port}` };
   const client = connect(opts);
   try {
-    const leader = await bounded(target, 'asking for the cluster leader', 'idempotent', (timeout) => client.status.leader({ timeout }));
+    const leader = await bounded(target, 'asking for the cluster leader', 'idempotent', (timeout) => client.leader(timeout));
     if (!leader) throw unavailable(`the consul store at ${target.address} has no cluster leader; wait for the election to end or check the Consul servers`);
   } catch (err) {
     client.destroy();
@@ -39,13 +39,13 @@ type TxnAnswer = { ok: TxnResponse } | { conflict: TxnResponse };
 class ConsulStore implements Store {
   readonly kind = 'consul';
   private closed = false;
-  private readonly sightings = new Sightings();
+  private readonly journal = new Journal();
   private readonly watches = new Set<ConsulWatch>();
   private readonly leases = new Set<ConsulLease>();
   private readonly where: string;
 
   constructor(
-    private readonly client: ConsulClient,
+    private readonly client: ConsulApi,
     private readonly target: Target,
     private readonly root: string,
   ) {
@@ -53,21 +53,19 @@ class ConsulStore implements Store {
   }
 
   async get(key: string): Promise<Entry | undefined> {
-    const read = await this.read(`reading ${key}`, key, false);
+    const read = await this.read(`reading ${JSON.stringify(key)}`, key, false);
     const item = read.items[0];
-    if (!item) {
-      this.sightings.gone(key, read.index);
-      return undefined;
-    }
-    this.sightings.present(key, item.ModifyIndex);
-    return { key, value: item.Value ?? '', revision: item.ModifyIndex };
+    if (!item) return undefined;
+    const entry = { key, value: item.Value ?? '', revision: item.ModifyIndex };
+    this.journal.record(key, entry.revision, entry.value);
+    return entry;
   }
 
   /** Consul returns a prefix's entries sorted by key bytes, which is the order the interface asks for. */
   async list(prefix: string): Promise<Entry[]> {
-    const read = await this.read(`listing ${prefix}`, prefix, true);
+    const read = await this.read(`listing ${JSON.stringify(prefix)}`, prefix, true);
     const entries = read.items.map((i) => ({ key: i.Key.slice(this.root.length), value: i.Value ?? '', revision: i.ModifyIndex }));
-    this.sightings.snapshot(prefix, new Map(entries.map((e) => [e.key, e.revision])), read.index);
+    for (const e of entries) this.journal.record(e.key, e.revision, e.value);
     return entries;
   }
 
@@ -76,21 +74,21 @@ class ConsulStore implements Store {
     const plan = planCommit(this.root, writes, checks);
     if (plan.ops.length > MAX_TXN_OPS) throw tooManyOps(plan, writes.length, checks.length);
     if (!plan.ops.length) return (await this.read('reading the current revision', '', false)).index;
-    const answer = await bounded(this.target, `committing ${writes.length} writes`, 'write', (timeout) => this.send(plan.ops, timeout));
+    const answer = await bounded(this.target, `committing ${writes.length} write${writes.length === 1 ? '' : 's'}`, 'write', (timeout) => this.send(plan.ops, timeout));
     if ('conflict' in answer) return rejected(plan, answer.conflict, this.where);
     // Delete verbs report no index: reading a deleted key back gives the KV index, at or after the delete.
     const firstKey = writes[0]?.key ?? checks[0].key;
-    const revision = plan.writesValue ? resultIndex(answer.ok) : (await this.read(`reading back ${firstKey}`, firstKey, false)).index;
-    for (const w of writes) {
-      if (w.value === null) this.sightings.gone(w.key, revision);
-      else this.sightings.present(w.key, revision);
-    }
+    if (!plan.writesValue) return (await this.read(`reading back ${JSON.stringify(firstKey)}`, firstKey, false)).index;
+    // Only here is the revision exact for every write: a read-back index may be later than the delete, and a fact
+    // dated too late could be reported after a put that in truth followed it.
+    const revision = resultIndex(answer.ok);
+    for (const w of writes) this.journal.record(w.key, revision, w.value);
     return revision;
   }
 
   watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number): Watch {
     this.assertOpen();
-    const watch = new ConsulWatch({ client: this.client, root: this.root, sightings: this.sightings }, prefix, onEvent, afterRevision);
+    const watch = new ConsulWatch({ client: this.client, root: this.root, journal: this.journal }, prefix, onEvent, afterRevision);
     this.watches.add(watch);
     return {
       close: () => {
@@ -117,9 +115,9 @@ class ConsulStore implements Store {
   }
 
   /** A 409 is an answer (guards failed), not a failure to retry. */
-  private async send(ops: Parameters<ConsulClient['transaction']['create']>[0], timeout: number): Promise<TxnAnswer> {
+  private async send(ops: { KV: TxnKv }[], timeout: number): Promise<TxnAnswer> {
     try {
-      return { ok: await this.client.transaction.create(ops, { timeout }) };
+      return { ok: await this.client.txn(ops, timeout) };
     } catch (err) {
       const res = (err as { response?: { statusCode?: number; body?: unknown } }).response;
       if (res?.statusCode === 409 && typeof res.body === 'object' && res.body !== null) return { conflict: res.body as TxnResponse };
@@ -129,7 +127,7 @@ class ConsulStore implements Store {
 
   private read(what: string, key: string, recurse: boolean): Promise<KvRead> {
     this.assertOpen();
-    return bounded(this.target, what, 'idempotent', (timeout) => kvRead(this.client, { key: this.root + key, recurse, timeout }));
+    return bounded(this.target, what, 'idempotent', (timeout) => this.client.kvRead({ key: this.root + key, recurse, timeout }));
   }
 
   private assertOpen(): void {

@@ -1,0 +1,165 @@
+// The Consul test server itself (run in a worker by consul-server.ts): Consul's HTTP API as knit uses it, with
+// Consul's documented semantics (see /work/shared/reference/consul.md), plus stop/start and pause/resume for outages.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Call, Env, Reply, ServerSettings } from './consul-http.js';
+import { text } from './consul-http.js';
+import { kvRoute } from './consul-routes-kv.js';
+import { sessionRoute, statusRoute } from './consul-routes-session.js';
+import { txnRoute } from './consul-routes-txn.js';
+import { ConsulState, type StateOptions } from './consul-state.js';
+
+export interface ConsulServerOptions {
+  /** Default 127.0.0.1; a multi-host test may give an underlay address. */
+  host?: string;
+  /** Default: a free port picked by the kernel, kept across stop/start. */
+  port?: number;
+  /** When set, every endpoint but /v1/status needs this token (X-Consul-Token, Bearer or ?token=): 403 otherwise. */
+  token?: string;
+  /** Consul's session_ttl_min: 10 s unless a test asks for shorter leases. */
+  sessionTtlMinSeconds?: number;
+  /** Consul expires a session at TTL x 2 (the default here); 1 expires it at the TTL, which the docs also allow. */
+  ttlMultiplier?: number;
+  /** Consul's TombstoneTTL: 15 min. */
+  tombstoneTtlMs?: number;
+  /** default_query_time (5 min) and max_query_time (10 min). */
+  defaultQueryTimeMs?: number;
+  maxQueryTimeMs?: number;
+}
+
+const NODE_NAME = 'consul-test';
+
+export class ConsulCore {
+  state: ConsulState;
+  private server: Server | undefined;
+  private paused = false;
+  private held: (() => void)[] = [];
+  private readonly settings: ServerSettings;
+  private readonly stateOptions: StateOptions;
+
+  private constructor(
+    readonly host: string,
+    public port: number,
+    private readonly opts: ConsulServerOptions,
+  ) {
+    this.stateOptions = { ttlMultiplier: opts.ttlMultiplier ?? 2, tombstoneTtlMs: opts.tombstoneTtlMs ?? 15 * 60_000 };
+    this.state = new ConsulState(this.stateOptions);
+    this.settings = {
+      nodeName: NODE_NAME,
+      sessionTtlMinNs: (opts.sessionTtlMinSeconds ?? 10) * 1e9,
+      defaultQueryTimeMs: opts.defaultQueryTimeMs ?? 300_000,
+      maxQueryTimeMs: opts.maxQueryTimeMs ?? 600_000,
+    };
+  }
+
+  static async start(opts: ConsulServerOptions = {}): Promise<ConsulCore> {
+    const server = new ConsulCore(opts.host ?? '127.0.0.1', opts.port ?? 0, opts);
+    await server.start();
+    return server;
+  }
+
+  /** Listens again on the same port; `wipe` starts from an empty state (a new cluster: indexes go back to 1). */
+  async start(opts: { wipe?: boolean } = {}): Promise<void> {
+    if (this.server) return;
+    if (opts.wipe) this.state = new ConsulState(this.stateOptions);
+    else this.state.startTimers();
+    const server = createServer((req, res) => this.receive(req, res));
+    // Go's HTTP server keeps idle connections open; Node's 5 s default would race with clients reusing them.
+    server.keepAliveTimeout = 0;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, this.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.port = (server.address() as { port: number }).port;
+    this.server = server;
+  }
+
+  /** An outage: the port closes, open connections drop, nothing expires; the data stays for start(). */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    this.paused = false;
+    this.held = [];
+    this.state.stopTimers();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  }
+
+  /** A partition: connections are accepted but nothing is answered until resume(); sessions keep expiring. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const run of this.held.splice(0)) run();
+  }
+
+  /** Invalidates a session now, as its TTL timer would (the hook consul.md §7 asks for). */
+  expireSession(id: string): void {
+    this.state.destroySession(id);
+  }
+
+  private gate(run: () => void): void {
+    if (this.paused) this.held.push(run);
+    else run();
+  }
+
+  private receive(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // A request its client gave up on during a pause never reached Consul, as packets lost in a partition.
+    req.on('end', () => this.gate(() => req.socket.destroyed || this.dispatch(req, res, Buffer.concat(chunks))));
+  }
+
+  private dispatch(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    const raw = req.url ?? '/';
+    const cut = raw.indexOf('?');
+    let path: string;
+    try {
+      path = decodeURIComponent(cut < 0 ? raw : raw.slice(0, cut));
+    } catch {
+      this.reply(res, text(400, 'invalid URL escape'));
+      return;
+    }
+    const onClose = (listener: () => void): (() => void) => {
+      res.once('close', listener);
+      return () => res.off('close', listener);
+    };
+    const call: Call = { method: req.method ?? 'GET', path, query: new URLSearchParams(cut < 0 ? '' : raw.slice(cut + 1)), body, onClose };
+    const denied = this.checkToken(req, call);
+    const answer = denied ?? this.route({ state: this.state, settings: this.settings }, call);
+    void Promise.resolve(answer).then((reply) => this.gate(() => this.reply(res, reply)));
+  }
+
+  private checkToken(req: IncomingMessage, call: Call): Reply | undefined {
+    if (this.opts.token === undefined || call.path.startsWith('/v1/status/')) return undefined;
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const header = req.headers['x-consul-token'];
+    const given = (Array.isArray(header) ? header[0] : header) ?? bearer ?? call.query.get('token') ?? '';
+    if (given === this.opts.token) return undefined;
+    // No token means the anonymous token, which the deny-by-default policy refuses; an unknown one is not found.
+    return text(403, given ? 'ACL not found' : 'Permission denied');
+  }
+
+  private route(env: Env, call: Call): Reply | Promise<Reply> {
+    const p = call.path;
+    if (p.startsWith('/v1/kv/')) return kvRoute(env, call, p.slice('/v1/kv/'.length));
+    if (p === '/v1/txn') return txnRoute(env, call);
+    if (p.startsWith('/v1/session/')) return sessionRoute(env, call, p.slice('/v1/session/'.length));
+    if (p.startsWith('/v1/status/')) return statusRoute(call, p.slice('/v1/status/'.length));
+    return text(404, '404 page not found');
+  }
+
+  private reply(res: ServerResponse, reply: Reply): void {
+    if (res.destroyed || res.writableEnded) return;
+    const policy = this.opts.token === undefined ? 'allow' : 'deny';
+    res.writeHead(reply.status, { 'X-Consul-Default-ACL-Policy': policy, ...reply.headers });
+    res.end(reply.body);
+  }
+}

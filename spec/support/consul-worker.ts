@@ -1,0 +1,45 @@
+// The worker thread that runs the Consul test server, driven by messages from consul-server.ts.
+import { parentPort, workerData } from 'node:worker_threads';
+import { ConsulCore, type ConsulServerOptions } from './consul-core.js';
+
+export interface Command {
+  id: number;
+  op: 'stop' | 'start' | 'wipe' | 'pause' | 'resume' | 'expireSession';
+  session?: string;
+}
+
+/** id 0 announces the first start; `port` is where the server listens. */
+export interface Answer {
+  id: number;
+  port?: number;
+  error?: string;
+}
+
+const port = parentPort;
+if (!port) throw new Error('consul-worker.ts runs only as a worker thread');
+const core = await ConsulCore.start(workerData as ConsulServerOptions);
+port.postMessage({ id: 0, port: core.port } satisfies Answer);
+
+port.on('message', (cmd: Command) => {
+  run(cmd).then(
+    () => port.postMessage({ id: cmd.id, port: core.port } satisfies Answer),
+    (err: unknown) => port.postMessage({ id: cmd.id, error: err instanceof Error ? err.message : String(err) } satisfies Answer),
+  );
+});
+
+async function run(cmd: Command): Promise<void> {
+  switch (cmd.op) {
+    case 'stop':
+      return core.stop();
+    case 'start':
+      return core.start();
+    case 'wipe':
+      return core.start({ wipe: true });
+    case 'pause':
+      return core.pause();
+    case 'resume':
+      return core.resume();
+    case 'expireSession':
+      return core.expireSession(cmd.session ?? '');
+  }
+}
