@@ -4,6 +4,8 @@ const esm = {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, diagnostics: false }] },
   testEnvironment: 'node',
+  // The managed plugin's build output holds a whole rootfs: nothing there is a test or a module of ours.
+  modulePathIgnorePatterns: ['<rootDir>/plugin/build/', '<rootDir>/.testbed/'],
 };
 const project = (name, dir, extra = {}) => ({ ...esm, displayName: name, testMatch: [`<rootDir>/spec/${dir}/**/*.test.ts`], ...extra });
 

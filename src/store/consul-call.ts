@@ -15,7 +15,6 @@ export interface Target {
 interface ClientError extends Error {
   code?: string;
   isTimeout?: boolean;
-  isAbort?: boolean;
   response?: { statusCode?: number; body?: unknown };
 }
 
@@ -48,9 +47,9 @@ function unreachable(err: ClientError): boolean {
 }
 
 /** Worth another try within the budget for an idempotent call (consul.md §6's client policy: network errors, 429, 500, 503). */
-export const isTransient = (err: unknown): boolean => unreachable(err as ClientError) || statusOf(err as ClientError) === 500;
+const isTransient = (err: unknown): boolean => unreachable(err as ClientError) || statusOf(err as ClientError) === 500;
 
-export function translate(target: Target, what: string, err: unknown): KnitError {
+function translate(target: Target, what: string, err: unknown): KnitError {
   if (err instanceof KnitError) return err;
   const e = err as ClientError;
   const status = statusOf(e);
@@ -71,11 +70,10 @@ export function translate(target: Target, what: string, err: unknown): KnitError
  * a compare-and-set that did land must not turn into a second, failing one.
  */
 export async function bounded<T>(
-  target: Target,
-  what: string,
-  mode: 'idempotent' | 'write',
+  call: { target: Target; what: string; mode: 'idempotent' | 'write' },
   attempt: (timeoutMs: number) => Promise<T>,
 ): Promise<T> {
+  const { target, what, mode } = call;
   const deadline = Date.now() + OP_TIMEOUT_MS;
   for (let n = 0; ; n++) {
     try {

@@ -28,7 +28,7 @@ export class ConsulLease implements Lease {
     const ttl = Math.ceil(ttlSeconds);
     const sentAt = Date.now();
     // A create whose answer is lost leaves a session holding nothing, which expires: so a retry is harmless.
-    const id = await bounded(target, `creating a ${ttl} s session`, 'idempotent', (timeout) => client.createSession(ttl, timeout));
+    const id = await bounded({ target, what: `creating a ${ttl} s session`, mode: 'idempotent' }, (timeout) => client.createSession(ttl, timeout));
     const lease = new ConsulLease(client, target, id, ttl);
     lease.confirmed(sentAt);
     return lease;
@@ -43,7 +43,7 @@ export class ConsulLease implements Lease {
   async revoke(): Promise<void> {
     this.end();
     // Destroying an unknown session still answers true, so sending it again is safe.
-    await bounded(this.target, `destroying session ${this.id}`, 'idempotent', (timeout) => this.client.destroySession(this.id, timeout));
+    await bounded({ target: this.target, what: `destroying session ${this.id}`, mode: 'idempotent' }, (timeout) => this.client.destroySession(this.id, timeout));
   }
 
   /** Stops renewing (the store is closing); Consul drops the session and its keys after TTL to 2 x TTL. */

@@ -3,8 +3,8 @@ import { KnitError, unavailable } from '../errors.js';
 import type { TxnKv, TxnResponse } from './consul-client.js';
 import type { Check, Write } from './types.js';
 
-/** maxTxnOps in Consul's agent/txn_endpoint.go; more is refused with HTTP 413. */
-export const MAX_TXN_OPS = 64;
+/** maxTxnOps in Consul's agent/txn_endpoint.go; more is refused with HTTP 413, so it is refused here first. */
+const MAX_TXN_OPS = 64;
 
 export interface TxnPlan {
   ops: { KV: TxnKv }[];
@@ -23,7 +23,7 @@ export interface TxnPlan {
  * fails on another holder), so a key is attached to exactly the lease of its last write, as with etcd. check-index
  * guards deletes because Consul's delete-cas succeeds on a missing key. Checks become check-not-exists/check-index.
  */
-export function planCommit(root: string, writes: Write[], checks: Check[]): TxnPlan {
+export function planCommit({ root, writes, checks }: { root: string; writes: Write[]; checks: Check[] }): TxnPlan {
   const plan: TxnPlan = { ops: [], guards: [], writesValue: false };
   const add = (op: TxnKv, guard = false): void => {
     plan.ops.push({ KV: op });
@@ -44,21 +44,18 @@ export function planCommit(root: string, writes: Write[], checks: Check[]): TxnP
     add(w.lease ? { Verb: 'lock', Key: key, Value: value, Session: w.lease.id } : { Verb: 'set', Key: key, Value: value });
   }
   for (const c of checks) guard(root + c.key, c.expect);
+  if (plan.ops.length > MAX_TXN_OPS) {
+    const what = `${writes.length} writes, ${checks.length} checks`;
+    throw new KnitError('internal', `a Consul transaction holds at most ${MAX_TXN_OPS} operations, and this commit (${what}) needs ${plan.ops.length}; split it`);
+  }
   return plan;
-}
-
-export function tooManyOps(plan: TxnPlan, writes: number, checks: number): KnitError {
-  return new KnitError(
-    'internal',
-    `a Consul transaction holds at most ${MAX_TXN_OPS} operations, and this commit (${writes} writes, ${checks} checks) needs ${plan.ops.length}; split it`,
-  );
 }
 
 /** The highest ModifyIndex in the results: with a value written, the index of the transaction itself. */
 export const resultIndex = (response: TxnResponse): number => Math.max(0, ...(response.Results ?? []).map((r) => r.KV.ModifyIndex));
 
 /** A 409: null when only guards failed; a lock refused (lease gone, or lock-delay) or anything else throws. */
-export function rejected(plan: TxnPlan, response: TxnResponse, where: string): null {
+export function rejected({ plan, response, where }: { plan: TxnPlan; response: TxnResponse; where: string }): null {
   const errors = response.Errors ?? [];
   const hard = errors.filter((e) => !plan.guards[e.OpIndex]);
   if (!errors.length || hard.length === 0) return null;

@@ -4,7 +4,7 @@ import { bounded, type Target } from './consul-call.js';
 import { connect, type ConsulApi, type KvRead, type TxnKv, type TxnResponse } from './consul-client.js';
 import { ConsulLease } from './consul-lease.js';
 import { Journal } from './consul-journal.js';
-import { MAX_TXN_OPS, planCommit, rejected, resultIndex, tooManyOps } from './consul-txn.js';
+import { planCommit, rejected, resultIndex } from './consul-txn.js';
 import { ConsulWatch } from './consul-watch.js';
 import type { Check, Entry, Lease, Store, Watch, WatchEvent, Write } from './types.js';
 
@@ -25,7 +25,7 @@ export async function openConsulStore(opts: ConsulStoreOptions): Promise<Store> 
   const target = { address: `${opts.host}:${opts.port}` };
   const client = connect(opts);
   try {
-    const leader = await bounded(target, 'asking for the cluster leader', 'idempotent', (timeout) => client.leader(timeout));
+    const leader = await bounded({ target, what: 'asking for the cluster leader', mode: 'idempotent' }, (timeout) => client.leader(timeout));
     if (!leader) throw unavailable(`the consul store at ${target.address} has no cluster leader; wait for the election to end or check the Consul servers`);
   } catch (err) {
     client.destroy();
@@ -71,11 +71,11 @@ class ConsulStore implements Store {
 
   async commit(writes: Write[], checks: Check[] = []): Promise<number | null> {
     this.assertOpen();
-    const plan = planCommit(this.root, writes, checks);
-    if (plan.ops.length > MAX_TXN_OPS) throw tooManyOps(plan, writes.length, checks.length);
+    const plan = planCommit({ root: this.root, writes, checks });
     if (!plan.ops.length) return (await this.read('reading the current revision', '', false)).index;
-    const answer = await bounded(this.target, `committing ${writes.length} write${writes.length === 1 ? '' : 's'}`, 'write', (timeout) => this.send(plan.ops, timeout));
-    if ('conflict' in answer) return rejected(plan, answer.conflict, this.where);
+    const what = `committing ${writes.length} write${writes.length === 1 ? '' : 's'}`;
+    const answer = await bounded({ target: this.target, what, mode: 'write' }, (timeout) => this.send(plan.ops, timeout));
+    if ('conflict' in answer) return rejected({ plan, response: answer.conflict, where: this.where });
     // Delete verbs report no index: reading a deleted key back gives the KV index, at or after the delete.
     const firstKey = writes[0]?.key ?? checks[0].key;
     if (!plan.writesValue) return (await this.read(`reading back ${JSON.stringify(firstKey)}`, firstKey, false)).index;
@@ -127,7 +127,7 @@ class ConsulStore implements Store {
 
   private read(what: string, key: string, recurse: boolean): Promise<KvRead> {
     this.assertOpen();
-    return bounded(this.target, what, 'idempotent', (timeout) => this.client.kvRead({ key: this.root + key, recurse, timeout }));
+    return bounded({ target: this.target, what, mode: 'idempotent' }, (timeout) => this.client.kvRead({ key: this.root + key, recurse, timeout }));
   }
 
   private assertOpen(): void {
