@@ -55,5 +55,6 @@ test: deps build typecheck
 clean-testbed:
 	bash scripts/testbed-cleanup.sh
 
-## The managed plugin (plugin/plugin.mk) and the benchmarks (bench/bench.mk) keep their own targets.
--include plugin/plugin.mk bench/bench.mk
+## The managed plugin (plugin/plugin.mk), the benchmarks (bench/bench.mk) and the fault suite (faults.mk,
+## `make test-faults`, not part of `make test` yet) keep their own targets.
+-include plugin/plugin.mk bench/bench.mk faults.mk

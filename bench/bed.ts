@@ -1,8 +1,8 @@
 // The benchmarks' test bed: a simulated Docker host with knit running in it, and helpers shared by every benchmark.
 import { readdir } from 'node:fs/promises';
 import { post } from '../spec/support/client.js';
-import { BenchKnit } from './knit-run.js';
 import { destroyHost, IMAGE, startHost, type Host, type RunResult } from '../spec/support/testbed.js';
+import { BenchKnit } from './knit-run.js';
 
 export { IMAGE };
 
@@ -55,10 +55,10 @@ export async function knitStatus(socket: string): Promise<KnitStatus> {
  * Starts host `name` (engine 20.10) with knit in it, runs `fn`, and always stops both. The FORWARD policy
  * is DROP as dockerd leaves it on a real host, and knit logs at its default level (info), as users run it.
  */
-export async function withBed<T>(name: string, fn: (bed: Bed) => Promise<T>, knitEnv: Record<string, string> = {}): Promise<T> {
+export async function withBed<T>(name: string, fn: (bed: Bed) => Promise<T>): Promise<T> {
   if (!name.startsWith(HOST_PREFIX)) throw new Error(`benchmark host "${name}" must start with "${HOST_PREFIX}"`);
   const host = await startHost({ name });
-  const knit = new BenchKnit(host, knitEnv);
+  const knit = new BenchKnit(host);
   try {
     await host.exec(['iptables', '-P', 'FORWARD', 'DROP']);
     await knit.start();
@@ -111,17 +111,12 @@ export async function leftoverHosts(): Promise<string[]> {
   return names.filter((n) => n.startsWith(`knt-${HOST_PREFIX}`)).map((n) => n.slice('knt-'.length));
 }
 
-/** Removes what leftoverHosts found: only bench* hosts, never another test's. */
+/** Removes what leftoverHosts found: only bench* hosts, never another test's (the run lock says no other run owns them). */
 export async function removeLeftovers(log: (m: string) => void): Promise<void> {
   for (const name of await leftoverHosts()) {
     log(`removing host ${name} left by an earlier benchmark run`);
     await destroyHost(name);
   }
-}
-
-/** The engine's version as the daemon reports it. */
-export async function engineVersion(bed: Bed): Promise<string> {
-  return (await bed.docker(['version', '--format', '{{.Server.Version}}'])).stdout.trim();
 }
 
 /** Runs `fn` over `items` with at most `limit` at once; stops taking new items once the context's time is up. */

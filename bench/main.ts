@@ -1,11 +1,13 @@
 // The benchmark runner (`make bench`): runs each benchmark in turn, prints its table, writes the Markdown report.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import { testbedDir } from '../spec/support/layout.js';
 import { TIMED_OUT, within } from '../spec/support/proc.js';
 import { stopAll } from '../spec/support/testbed.js';
 import { leftoverHosts, removeLeftovers, type BenchContext } from './bed.js';
 import { snapshotDist } from './knit-run.js';
+import { releaseRunLock, takeRunLock } from './run-lock.js';
 import { BENCHMARKS, NOT_DONE, type Benchmark } from './list.js';
 import { machineInfo } from './machine.js';
 import { markdown, printSection, type Section } from './report.js';
@@ -68,11 +70,15 @@ async function main(): Promise<number> {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping the benchmark hosts`);
-    void stopAll().finally(() => process.exit(130));
+    void stopAll()
+      .finally(releaseRunLock)
+      .finally(() => process.exit(130));
   };
   // `on`, not `once`: while a handler of ours stays, execa's exit hook does not re-raise the signal and kill us mid clean-up.
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  await mkdir(join(testbedDir, 'bench'), { recursive: true });
+  await takeRunLock();
   await removeLeftovers(log);
   await snapshotDist();
   const info = await machineInfo(args.command, args.quick);
@@ -97,10 +103,14 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => process.exit(code),
+  async (code) => {
+    await releaseRunLock();
+    process.exit(code);
+  },
   async (err: unknown) => {
     log(`bench: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
     await stopAll().catch(() => undefined);
+    await releaseRunLock();
     process.exit(2);
   },
 );

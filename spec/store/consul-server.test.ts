@@ -286,6 +286,22 @@ describe('Consul test server', () => {
   });
 });
 
+describe('Consul test server with a short max_query_time', () => {
+  let srv: ConsulTestServer;
+  beforeAll(async () => {
+    srv = await startConsulServer({ maxQueryTimeMs: 300 });
+  });
+  afterAll(async () => srv.close());
+
+  test('a longer wait is cut down to max_query_time', async () => {
+    const api = client(() => srv);
+    const { index } = await api('GET', '/v1/kv/k');
+    const started = Date.now();
+    expect((await api('GET', `/v1/kv/k?index=${index}&wait=10m`)).status).toBe(404);
+    expect(Date.now() - started).toBeLessThan(300 * (17 / 16) + 500);
+  });
+});
+
 describe('Consul test server with an ACL token', () => {
   let srv: ConsulTestServer;
   beforeAll(async () => {

@@ -1,7 +1,10 @@
 // The Consul backend against the Consul test server: the shared contract, plus leases and outages.
 import { KnitError } from '../../src/errors.js';
 import { openConsulStore } from '../../src/store/consul.js';
-import { put, type Store, type WatchEvent } from '../../src/store/types.js';
+import type { Fact } from '../../src/store/consul-journal.js';
+import { merge, type Reported } from '../../src/store/consul-merge.js';
+import { planCommit, rejected } from '../../src/store/consul-txn.js';
+import { put, type Lease, type Store, type WatchEvent } from '../../src/store/types.js';
 import { startConsulServer, type ConsulTestServer } from '../support/consul-server.js';
 import { storeContract, until } from './contract.js';
 
@@ -63,9 +66,15 @@ describe('consul store', () => {
     await srv.pause();
     await until('onLost', () => lostAt > 0, 5_000);
     expect(lostAt - cut).toBeLessThan(2_500);
-    await new Promise((resolve) => setTimeout(resolve, 4_500 - (Date.now() - cut)));
+    // Consul itself waits up to 2 x TTL after the last renewal it received.
+    await new Promise((resolve) => setTimeout(resolve, 4_000 - (Date.now() - cut)));
     await srv.resume();
-    expect(await store.get('hosts/b')).toBeUndefined();
+    let gone = false;
+    for (let i = 0; i < 25 && !gone; i++) {
+      gone = (await store.get('hosts/b')) === undefined;
+      if (!gone) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(gone).toBe(true);
   }, OUTAGE_TEST_MS);
 
   test('a write without a lease detaches the key from the lease it had', async () => {
@@ -149,5 +158,60 @@ describe('consul store with an ACL token', () => {
     const { err } = await failure(() => store.get('x'));
     await store.close();
     expect(err.message).toMatch(/permission denied; check KNIT_CONSUL_TOKEN/);
+  });
+});
+
+describe('consul commit plan', () => {
+  const lease = { id: 'S' } as Lease;
+  const verbs = (...writes: Parameters<typeof planCommit>[0]['writes']): string[] =>
+    planCommit({ root: 'r/', writes, checks: [] }).ops.map((o) => [o.KV.Verb, o.KV.Index, o.KV.Session].filter((x) => x !== undefined).join(' '));
+
+  test('each kind of write becomes the Consul verbs that give the interface its meaning', () => {
+    expect(verbs({ key: 'k', value: 'v', expect: 0 })).toEqual(['cas 0']);
+    expect(verbs({ key: 'k', value: 'v' })).toEqual(['delete', 'set']);
+    expect(verbs({ key: 'k', value: 'v', expect: 7 })).toEqual(['check-index 7', 'delete', 'set']);
+    expect(verbs({ key: 'k', value: 'v', expect: 0, lease })).toEqual(['check-not-exists', 'lock S']);
+    expect(verbs({ key: 'k', value: 'v', lease })).toEqual(['delete', 'lock S']);
+    expect(verbs({ key: 'k', value: null })).toEqual(['delete']);
+    expect(verbs({ key: 'k', value: null, expect: 0 })).toEqual(['check-not-exists']);
+    expect(verbs({ key: 'k', value: null, expect: 7 })).toEqual(['check-index 7', 'delete']);
+    const plan = planCommit({ root: 'r/', writes: [{ key: 'k', value: 'ü' }], checks: [{ key: 'c', expect: 0 }] });
+    expect(plan.ops.map((o) => o.KV.Key)).toEqual(['r/k', 'r/k', 'r/c']);
+    expect(plan.ops[1].KV.Value).toBe(Buffer.from('ü').toString('base64'));
+    expect(plan.guards).toEqual([false, false, true]);
+  });
+
+  test('a 409 is null when only guards failed, and an error otherwise', () => {
+    const plan = planCommit({ root: '', writes: [{ key: 'k', value: 'v', expect: 3, lease }], checks: [] });
+    const answer = (...failed: number[]) => ({ Results: null, Errors: failed.map((OpIndex) => ({ OpIndex, What: `op ${OpIndex} failed` })) });
+    expect(rejected({ plan, response: answer(0), where: 'here' })).toBeNull();
+    expect(() => rejected({ plan, response: answer(0, 2), where: 'here' })).toThrow(/lease expired or was revoked \(op 2 failed\)/);
+    expect(() => rejected({ plan, response: answer(1), where: 'here' })).toThrow('here refused the commit: op 1 failed');
+  });
+});
+
+describe('consul watch merge', () => {
+  const state = (entries: Record<string, number>) => new Map(Object.entries(entries).map(([key, revision]) => [key, { value: `v${revision}`, revision }]));
+  const brief = (events: WatchEvent[]): string[] => events.map((e) => `${e.type} ${e.key}@${e.revision}`);
+  const facts = (entries: Record<string, [number, string | null][]>): Map<string, Fact[]> =>
+    new Map(Object.entries(entries).map(([key, list]) => [key, list.map(([revision, value]) => ({ revision, value }))]));
+
+  test("this process's put and delete inside one answer are both reported, in order", () => {
+    const reported = new Map<string, Reported>();
+    const events = merge({ answer: { index: 9, state: state({ b: 8 }) }, since: 5, first: true, reported, facts: facts({ a: [[6, 'x'], [9, null]], b: [[8, 'v8']] }) });
+    expect(brief(events)).toEqual(['put a@6', 'put b@8', 'delete a@9']);
+  });
+
+  test('a fact learned after the answer already showed it is not reported twice', () => {
+    const reported = new Map<string, Reported>();
+    expect(brief(merge({ answer: { index: 6, state: state({ a: 6 }) }, since: 5, first: true, reported, facts: new Map() }))).toEqual(['put a@6']);
+    expect(brief(merge({ answer: { index: 7, state: state({ a: 6 }) }, since: 6, first: false, reported, facts: facts({ a: [[6, 'v6']] }) }))).toEqual([]);
+  });
+
+  test('a key known before the watch started and gone by its first answer is reported deleted, once', () => {
+    const reported = new Map<string, Reported>();
+    const known = facts({ a: [[3, 'old']] });
+    expect(brief(merge({ answer: { index: 8, state: state({}) }, since: 5, first: true, reported, facts: known }))).toEqual(['delete a@8']);
+    expect(brief(merge({ answer: { index: 9, state: state({}) }, since: 8, first: false, reported, facts: facts({ a: [[3, 'old'], [9, null]] }) }))).toEqual([]);
   });
 });

@@ -29,7 +29,7 @@ export interface ConsulServerOptions {
 const NODE_NAME = 'consul-test';
 
 export class ConsulCore {
-  state: ConsulState;
+  private state: ConsulState;
   private server: Server | undefined;
   private paused = false;
   private held: (() => void)[] = [];
@@ -59,7 +59,10 @@ export class ConsulCore {
 
   /** Listens again on the same port; `wipe` starts from an empty state (a new cluster: indexes go back to 1). */
   async start(opts: { wipe?: boolean } = {}): Promise<void> {
-    if (this.server) return;
+    if (this.server) {
+      if (opts.wipe) throw new Error('stop the server before wiping its state');
+      return;
+    }
     if (opts.wipe) this.state = new ConsulState(this.stateOptions);
     else this.state.startTimers();
     const server = createServer((req, res) => this.receive(req, res));
@@ -132,8 +135,13 @@ export class ConsulCore {
       return () => res.off('close', listener);
     };
     const call: Call = { method: req.method ?? 'GET', path, query: new URLSearchParams(cut < 0 ? '' : raw.slice(cut + 1)), body, onClose };
-    const denied = this.checkToken(req, call);
-    const answer = denied ?? this.route({ state: this.state, settings: this.settings }, call);
+    let answer: Reply | Promise<Reply>;
+    try {
+      answer = this.checkToken(req, call) ?? this.route({ state: this.state, settings: this.settings }, call);
+    } catch (err) {
+      // Consul answers any untyped error with a 500 and its text; a bug here must not take the server down.
+      answer = text(500, err instanceof Error ? err.message : String(err));
+    }
     void Promise.resolve(answer).then((reply) => this.gate(() => this.reply(res, reply)));
   }
 
@@ -149,10 +157,10 @@ export class ConsulCore {
 
   private route(env: Env, call: Call): Reply | Promise<Reply> {
     const p = call.path;
-    if (p.startsWith('/v1/kv/')) return kvRoute(env, call, p.slice('/v1/kv/'.length));
+    if (p.startsWith('/v1/kv/')) return kvRoute(env, call);
     if (p === '/v1/txn') return txnRoute(env, call);
-    if (p.startsWith('/v1/session/')) return sessionRoute(env, call, p.slice('/v1/session/'.length));
-    if (p.startsWith('/v1/status/')) return statusRoute(call, p.slice('/v1/status/'.length));
+    if (p.startsWith('/v1/session/')) return sessionRoute(env, call);
+    if (p.startsWith('/v1/status/')) return statusRoute(call);
     return text(404, '404 page not found');
   }
 

@@ -68,7 +68,8 @@ export interface Snapshot {
  * index past N, or until the wait (default 5 min, at most 10 min, plus up to wait/16 of jitter) runs out, then answer
  * with the current data, whose index may equal N or be lower (a client must then reset).
  */
-export function blockingQuery(env: Env, call: Call, watches: (change: Change) => boolean, run: () => Snapshot): Reply | Promise<Reply> {
+export function blockingQuery(query: { env: Env; call: Call; watches: (change: Change) => boolean; run: () => Snapshot }): Reply | Promise<Reply> {
+  const { env, call, watches, run } = query;
   const params = blockingParams(env.settings, call.query);
   if ('status' in params) return params;
   const first = run();

@@ -77,11 +77,15 @@ export class KvTx {
   private readonly graves = new Map<string, number>();
   private touchedTable = false;
 
-  constructor(
-    private readonly tables: KvTables,
-    readonly idx: number,
-    readonly sessionExists: (id: string) => boolean,
-  ) {}
+  private readonly tables: KvTables;
+  readonly idx: number;
+  private readonly sessionExists: (id: string) => boolean;
+
+  constructor(tx: { tables: KvTables; idx: number; sessionExists: (id: string) => boolean }) {
+    this.tables = tx.tables;
+    this.idx = tx.idx;
+    this.sessionExists = tx.sessionExists;
+  }
 
   get(key: string): DirEntry | undefined {
     return this.changes.has(key) ? this.changes.get(key) : this.tables.entries.get(key);

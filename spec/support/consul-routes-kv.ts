@@ -14,7 +14,8 @@ export const dirJson = (e: DirEntry, withValue = true): Record<string, unknown> 
   ModifyIndex: e.modifyIndex,
 });
 
-export function kvRoute(env: Env, call: Call, key: string): Reply | Promise<Reply> {
+export function kvRoute(env: Env, call: Call): Reply | Promise<Reply> {
+  const key = call.path.slice('/v1/kv/'.length);
   switch (call.method) {
     case 'GET':
       return kvGet(env, call, key);
@@ -36,30 +37,40 @@ function kvGet(env: Env, call: Call, key: string): Reply | Promise<Reply> {
   if (flag(q, 'keys')) {
     // The misspelt "seperator" is still accepted by Consul.
     const separator = q.get('separator') ?? q.get('seperator') ?? '';
-    return blockingQuery(env, call, underPrefix(key), () => {
-      const { index, keys } = kv.keys(key, separator);
-      return !keys.length && key !== '' ? missing(index) : { index, reply: json(200, keys, meta(index, q)) };
+    return blockingQuery({
+      env,
+      call,
+      watches: underPrefix(key),
+      run: () => {
+        const { index, keys } = kv.keys(key, separator);
+        return !keys.length && key !== '' ? missing(index) : { index, reply: json(200, keys, meta(index, q)) };
+      },
     });
   }
   if (flag(q, 'recurse')) {
-    return blockingQuery(env, call, underPrefix(key), () => {
-      const { index, entries } = kv.list(key);
-      return entries.length ? { index, reply: json(200, entries.map((e) => dirJson(e)), meta(index, q)) } : missing(index);
+    return blockingQuery({
+      env,
+      call,
+      watches: underPrefix(key),
+      run: () => {
+        const { index, entries } = kv.list(key);
+        return entries.length ? { index, reply: json(200, entries.map((e) => dirJson(e)), meta(index, q)) } : missing(index);
+      },
     });
   }
   if (key === '') return text(400, 'Missing key name');
-  return blockingQuery(
+  return blockingQuery({
     env,
     call,
-    (change) => change.keys.includes(key),
-    () => {
+    watches: (change) => change.keys.includes(key),
+    run: () => {
       const { index, entry } = kv.get(key);
       if (!entry) return missing(index);
       if (!flag(q, 'raw')) return { index, reply: json(200, [dirJson(entry)], meta(index, q)) };
       const headers = { ...meta(index, q), 'Content-Type': 'text/plain', 'X-Content-Type-Options': 'nosniff', 'Content-Security-Policy': 'sandbox' };
       return { index, reply: { status: 200, headers, body: entry.value ?? Buffer.alloc(0) } };
     },
-  );
+  });
 }
 
 /** strconv.ParseUint on a query value; Consul answers a bad one with a plain (500) error. */

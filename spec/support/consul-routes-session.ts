@@ -24,8 +24,8 @@ const sessionJson = (s: Session): Record<string, unknown> => ({
   ModifyIndex: s.modifyIndex,
 });
 
-export function sessionRoute(env: Env, call: Call, rest: string): Reply | Promise<Reply> {
-  const [op, ...tail] = rest.split('/');
+export function sessionRoute(env: Env, call: Call): Reply | Promise<Reply> {
+  const [op, ...tail] = call.path.slice('/v1/session/'.length).split('/');
   const id = tail.join('/');
   const method = op === 'create' || op === 'renew' || op === 'destroy' ? 'PUT' : 'GET';
   if (!['create', 'renew', 'destroy', 'info', 'list', 'node'].includes(op)) return text(404, '404 page not found');
@@ -44,12 +44,12 @@ export function sessionRoute(env: Env, call: Call, rest: string): Reply | Promis
 }
 
 function listing(env: Env, call: Call, select: () => Session[]): Reply | Promise<Reply> {
-  return blockingQuery(
+  return blockingQuery({
     env,
     call,
-    (change) => change.sessions,
-    () => ({ index: env.state.sessionsIndex, reply: json(200, select().map(sessionJson), meta(env.state.sessionsIndex, call.query)) }),
-  );
+    watches: (change) => change.sessions,
+    run: () => ({ index: env.state.sessionsIndex, reply: json(200, select().map(sessionJson), meta(env.state.sessionsIndex, call.query)) }),
+  });
 }
 
 function create(env: Env, call: Call): Reply {
@@ -94,7 +94,8 @@ function lockDelay(raw: unknown): number | undefined {
   return ns < LOCK_DELAY_MIN_THRESHOLD ? ns * 1e9 : ns;
 }
 
-export function statusRoute(call: Call, rest: string): Reply {
+export function statusRoute(call: Call): Reply {
+  const rest = call.path.slice('/v1/status/'.length);
   if (rest !== 'leader' && rest !== 'peers') return text(404, '404 page not found');
   if (call.method !== 'GET') return { status: 405, headers: { Allow: 'GET' } };
   return json(200, rest === 'leader' ? LEADER : [LEADER]);

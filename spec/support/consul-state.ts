@@ -96,7 +96,7 @@ export class ConsulState {
     if (delayed.length) return { errors: delayed };
     const writes = ops.some((op) => TXN_WRITE_VERBS.has(op.verb));
     // A read-only txn takes Consul's fast path: no Raft entry, so no index is used up.
-    const tx = new KvTx(this.kv, writes ? ++this.index : this.index, (id) => this.sessions.has(id));
+    const tx = this.tx(writes ? ++this.index : this.index);
     const results: TxnResult[] = [];
     const errors: { OpIndex: number; What: string }[] = [];
     ops.forEach((op, i) => {
@@ -134,7 +134,7 @@ export class ConsulState {
     clearTimeout(this.timers.get(id));
     this.timers.delete(id);
     const held = [...this.kv.entries.values()].filter((e) => e.session === id);
-    const tx = new KvTx(this.kv, idx, () => true);
+    const tx = this.tx(idx);
     for (const entry of held) {
       if (session.behavior === 'delete') tx.delete(entry.key);
       else tx.set({ ...entry, session: '' }, true);
@@ -168,8 +168,12 @@ export class ConsulState {
     this.timers.set(session.id, timer);
   }
 
+  private tx(idx: number): KvTx {
+    return new KvTx({ tables: this.kv, idx, sessionExists: (id) => this.sessions.has(id) });
+  }
+
   private writeKv<T>(apply: (tx: KvTx) => T): T {
-    const tx = new KvTx(this.kv, ++this.index, (id) => this.sessions.has(id));
+    const tx = this.tx(++this.index);
     const out = apply(tx);
     this.publish(tx.commit());
     return out;

@@ -46,8 +46,14 @@ function unreachable(err: ClientError): boolean {
   return (code !== undefined && NETWORK_CODES.has(code)) || /socket hang up/i.test(err.message ?? '');
 }
 
-/** Worth another try within the budget for an idempotent call (consul.md §6's client policy: network errors, 429, 500, 503). */
-const isTransient = (err: unknown): boolean => unreachable(err as ClientError) || statusOf(err as ClientError) === 500;
+/**
+ * Worth another try within the budget for an idempotent call (consul.md §6's client policy). Consul answers every
+ * untyped error with a 500, an invalid TTL as much as an election, so only the election's own texts are retried.
+ */
+const isTransient = (err: unknown): boolean => {
+  const e = err as ClientError;
+  return unreachable(e) || (statusOf(e) === 500 && /cluster leader|not ready to serve/i.test(e.message ?? ''));
+};
 
 function translate(target: Target, what: string, err: unknown): KnitError {
   if (err instanceof KnitError) return err;

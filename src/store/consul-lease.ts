@@ -7,6 +7,12 @@ import type { Lease } from './types.js';
 
 type State = 'alive' | 'lost' | 'ended';
 
+/** The Consul a lease lives in. */
+interface Consul {
+  client: ConsulApi;
+  target: Target;
+}
+
 /** Between failed renewals: often enough to get one through before the TTL runs out. */
 const RETRY_MS = 1_000;
 
@@ -17,19 +23,19 @@ export class ConsulLease implements Lease {
   private watchdog: NodeJS.Timeout | undefined;
 
   private constructor(
-    private readonly client: ConsulApi,
-    private readonly target: Target,
+    private readonly consul: Consul,
     readonly id: string,
     readonly ttlSeconds: number,
   ) {}
 
-  static async grant(client: ConsulApi, target: Target, ttlSeconds: number): Promise<ConsulLease> {
+  static async grant(consul: Consul, ttlSeconds: number): Promise<ConsulLease> {
+    const { client, target } = consul;
     if (!Number.isFinite(ttlSeconds) || ttlSeconds < 1) throw badRequest(`a lease needs a TTL of at least 1 second, not ${ttlSeconds}`);
     const ttl = Math.ceil(ttlSeconds);
     const sentAt = Date.now();
     // A create whose answer is lost leaves a session holding nothing, which expires: so a retry is harmless.
     const id = await bounded({ target, what: `creating a ${ttl} s session`, mode: 'idempotent' }, (timeout) => client.createSession(ttl, timeout));
-    const lease = new ConsulLease(client, target, id, ttl);
+    const lease = new ConsulLease(consul, id, ttl);
     lease.confirmed(sentAt);
     return lease;
   }
@@ -43,7 +49,8 @@ export class ConsulLease implements Lease {
   async revoke(): Promise<void> {
     this.end();
     // Destroying an unknown session still answers true, so sending it again is safe.
-    await bounded({ target: this.target, what: `destroying session ${this.id}`, mode: 'idempotent' }, (timeout) => this.client.destroySession(this.id, timeout));
+    const { client, target } = this.consul;
+    await bounded({ target, what: `destroying session ${this.id}`, mode: 'idempotent' }, (timeout) => client.destroySession(this.id, timeout));
   }
 
   /** Stops renewing (the store is closing); Consul drops the session and its keys after TTL to 2 x TTL. */
@@ -74,7 +81,7 @@ export class ConsulLease implements Lease {
     if (this.state !== 'alive') return;
     const sentAt = Date.now();
     try {
-      await this.client.renewSession(this.id, Math.min(OP_TIMEOUT_MS, this.periodMs));
+      await this.consul.client.renewSession(this.id, Math.min(OP_TIMEOUT_MS, this.periodMs));
       this.confirmed(sentAt);
     } catch (err) {
       // 404: Consul no longer knows the session (expired, destroyed, or a new cluster).

@@ -56,9 +56,8 @@ export const resultIndex = (response: TxnResponse): number => Math.max(0, ...(re
 
 /** A 409: null when only guards failed; a lock refused (lease gone, or lock-delay) or anything else throws. */
 export function rejected({ plan, response, where }: { plan: TxnPlan; response: TxnResponse; where: string }): null {
-  const errors = response.Errors ?? [];
-  const hard = errors.filter((e) => !plan.guards[e.OpIndex]);
-  if (!errors.length || hard.length === 0) return null;
+  const hard = (response.Errors ?? []).filter((e) => !plan.guards[e.OpIndex]);
+  if (hard.length === 0) return null;
   const lock = hard.find((e) => plan.ops[e.OpIndex]?.KV.Verb === 'lock');
   if (lock) {
     // The session is gone until a new lease is granted: a retry after that can succeed.

@@ -37,13 +37,16 @@ export class ConsulWatch implements Watch {
   private refilledAt = Date.now();
   private wake: (() => void) | undefined;
 
+  private readonly prefix: string;
+  private readonly onEvent: (event: WatchEvent) => void;
+
   constructor(
     private readonly deps: WatchDeps,
-    private readonly prefix: string,
-    private readonly onEvent: (event: WatchEvent) => void,
-    afterRevision: number | undefined,
+    spec: { prefix: string; onEvent: (event: WatchEvent) => void; afterRevision?: number },
   ) {
-    this.covered = afterRevision;
+    this.prefix = spec.prefix;
+    this.onEvent = spec.onEvent;
+    this.covered = spec.afterRevision;
     void this.run();
   }
 

@@ -88,7 +88,7 @@ class ConsulStore implements Store {
 
   watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number): Watch {
     this.assertOpen();
-    const watch = new ConsulWatch({ client: this.client, root: this.root, journal: this.journal }, prefix, onEvent, afterRevision);
+    const watch = new ConsulWatch({ client: this.client, root: this.root, journal: this.journal }, { prefix, onEvent, afterRevision });
     this.watches.add(watch);
     return {
       close: () => {
@@ -100,7 +100,7 @@ class ConsulStore implements Store {
 
   async grantLease(ttlSeconds: number): Promise<Lease> {
     this.assertOpen();
-    const lease = await ConsulLease.grant(this.client, this.target, ttlSeconds);
+    const lease = await ConsulLease.grant({ client: this.client, target: this.target }, ttlSeconds);
     this.leases.add(lease);
     return lease;
   }

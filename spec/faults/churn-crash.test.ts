@@ -1,0 +1,79 @@
+// Churn with crashes: containers start, stop, connect and disconnect across a bridge and an overlay network on two
+// hosts (etcd on the underlay) while knit is SIGKILLed at random moments and restarted; then every invariant holds.
+import { IMAGE, waitFor } from '../support/testbed.js';
+import { abandonEndpoint, remainsOf, type Abandoned } from './support/abandoned.js';
+import { churn } from './support/churn.js';
+import { FaultCluster } from './support/fault-cluster.js';
+import { Tally } from './support/tally.js';
+import { none, verifyCluster, verifyNoLeaks } from './support/verify.js';
+import { gather } from './support/view.js';
+
+const SEED = Number(process.env.KNIT_FAULT_SEED ?? 20261123);
+const tally = new Tally('churn with crashes');
+let c: FaultCluster;
+let lastOp = Date.now();
+let inGrace = 0;
+let abandoned: Abandoned;
+
+const [A, B] = [0, 1];
+const fdb = async (h: number): Promise<string> => (await c.hosts[h].exec(['bridge', 'fdb', 'show'])).stdout;
+
+beforeAll(async () => {
+  c = await FaultCluster.start({ names: ['fltca', 'fltcb'], store: 'etcd', env: { KNIT_RECLAIM_AFTER: '3600' } });
+  for (let i = 0; i < c.hosts.length; i++) {
+    await c.docker(i, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', 'fb']);
+    await c.docker(i, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '-o', 'knit.mode=overlay', '--subnet', '10.66.0.0/24', 'fov']);
+  }
+});
+
+afterAll(async () => {
+  tally.finish();
+  await c?.stop();
+});
+
+test('a container removed on one host while knit is down on the other leaves no forwarding entry there once knit is back', async () => {
+  await c.docker(B, ['run', '-d', '--name', 'gone', '--network', 'fov', IMAGE, 'sleep', '600']);
+  const mac = (await c.docker(B, ['inspect', '-f', '{{.NetworkSettings.Networks.fov.MacAddress}}', 'gone'])).stdout.trim();
+  await waitFor('its MAC on host A', async () => (await fdb(A)).includes(mac), { timeoutMs: 20_000 });
+  await c.knits[A].kill9();
+  tally.crash();
+  await c.docker(B, ['rm', '-f', 'gone']);
+  await c.knits[A].start();
+  await c.doctor(A);
+  const gone = await waitFor('the MAC to leave host A', async () => !(await fdb(A)).includes(mac), { timeoutMs: 20_000 }).catch(() => false);
+  tally.op(true, 3);
+  expect(tally.check(gone ? [] : [`host A still forwards ${mac} to host B, whose container went while A's knit was down`])).toEqual([]);
+});
+
+test('120+ container operations on bridge and overlay networks while knit is SIGKILLed at least 20 times', async () => {
+  // Left on purpose for the sweep to find at the end: an endpoint dockerd lost track of in a crash.
+  abandoned = await abandonEndpoint(c, A, 'fb');
+  const r = await churn(c, {
+    networks: ['fb', 'fov'],
+    publishOn: 'fb',
+    perHost: 5,
+    ops: 120,
+    timeMs: 240_000,
+    crashes: { min: 20, everyMs: [1_000, 3_500], downMs: [0, 1_500] },
+    seed: SEED,
+  }, tally);
+  lastOp = r.lastAt;
+  const ops = Object.entries(r.byOp).map(([op, n]) => `${op} ${n.ok}/${n.ok + n.failed}`).join(', ');
+  console.log(`churn: ${r.ops} operations (${r.failed} failed), ${r.crashes} SIGKILLs of knit; ok/all by kind: ${ops}`);
+  tally.note(`${r.ops} docker operations (ok/all: ${ops}), ${r.crashes} knit SIGKILLs (seed ${SEED})`);
+  expect(tally.check(r.crashes >= 20 ? [] : [`only ${r.crashes} crashes were injected within the time bound`])).toEqual([]);
+});
+
+test('afterwards: every container pings, no address is shared, records match endpoints, no orphan link, entry or rule', async () => {
+  const v = await verifyCluster(c, tally);
+  inGrace = v.inGrace;
+  expect(v.failures).toEqual(none(v.failures));
+});
+
+test('once the grace period for unused addresses has passed, the sweep leaves none leaked and none missing', async () => {
+  expect(await verifyNoLeaks(c, tally, { since: lastOp, inGrace })).toEqual([]);
+});
+
+test('an endpoint dockerd never saw created (knit crashed before replying) is swept, with its veth and address', async () => {
+  expect(tally.check(await remainsOf(c, abandoned, (await gather(c)).addresses))).toEqual([]);
+});

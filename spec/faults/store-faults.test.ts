@@ -1,0 +1,90 @@
+// Store faults: three hosts on etcd; containers churn while etcd is stopped and restarted, and while one host is cut
+// off from the store and the other hosts (its underlay link down) for longer than its lease; then every invariant holds.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { post } from '../support/client.js';
+import { churn } from './support/churn.js';
+import { FaultCluster } from './support/fault-cluster.js';
+import { listening, socketsOf } from './support/sockets.js';
+import { Tally } from './support/tally.js';
+import { none, verifyCluster, verifyNoLeaks } from './support/verify.js';
+
+const SEED = Number(process.env.KNIT_FAULT_SEED ?? 20261123);
+const tally = new Tally('store faults');
+let c: FaultCluster;
+let lastOp = Date.now();
+let inGrace = 0;
+const C = 2;
+/** knit's lease TTL (src/daemon.ts LEASE_TTL_SECONDS is 10): a cut longer than this makes the others drop the host. */
+const CUT_MS = 15_000;
+
+const churnWhile = async (prefix: string, seed: number, fault: () => Promise<void>): Promise<void> => {
+  const run = churn(c, { networks: ['sb', 'sov'], publishOn: 'sb', perHost: 4, ops: 45, timeMs: 120_000, seed, prefix }, tally);
+  await fault();
+  const r = await run;
+  lastOp = r.lastAt;
+  tally.note(`${prefix}: ${r.ops} docker operations, ${r.failed} failed during the fault (as they should, cleanly)`);
+};
+
+beforeAll(async () => {
+  c = await FaultCluster.start({ names: ['fltsa', 'fltsb', 'fltsc'], store: 'etcd', env: { KNIT_RECLAIM_AFTER: '3600' } });
+  for (let i = 0; i < c.hosts.length; i++) {
+    await c.docker(i, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', 'sb']);
+    await c.docker(i, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '-o', 'knit.mode=overlay', '--subnet', '10.67.0.0/24', 'sov']);
+  }
+});
+
+afterAll(async () => {
+  tally.finish();
+  await c?.stop();
+});
+
+test('containers churn while etcd is stopped for 10 s and started again', async () => {
+  await churnWhile('stop', SEED, async () => {
+    await sleep(6_000);
+    await c.etcd!.stop();
+    tally.crash();
+    await sleep(10_000);
+    await c.etcd!.restart();
+  });
+});
+
+test('containers churn while one host is cut off from the store and the other hosts for longer than its lease', async () => {
+  await churnWhile('cut', SEED + 1, async () => {
+    await sleep(6_000);
+    await c.cut(C);
+    tally.crash();
+    await sleep(CUT_MS);
+    await c.mend(C);
+  });
+});
+
+test('afterwards: every container pings, no address is shared, records match endpoints, no orphan link, entry or rule', async () => {
+  const v = await verifyCluster(c, tally);
+  inGrace = v.inGrace;
+  expect(v.failures).toEqual(none(v.failures));
+});
+
+test('with a cluster store, knit holds connections to etcd but listens on no TCP or UDP port', async () => {
+  const failures: string[] = [];
+  for (const [i, k] of c.knits.entries()) {
+    for (const s of (await socketsOf(k.proc!.pid)).filter(listening)) failures.push(`${c.hosts[i].name}: knit listens on ${s.table} ${s.local}`);
+  }
+  expect(tally.check(failures)).toEqual([]);
+});
+
+test('knit SIGKILLed on a host cut off from the store starts again and answers dockerd there', async () => {
+  await c.cut(C);
+  await c.knits[C].kill9();
+  tally.crash();
+  const refused = await c.knits[C].start().then(() => '', (err: Error) => err.message.slice(0, 300));
+  const answers = refused ? 0 : (await post(c.knits[C].socket, '/NetworkDriver.EndpointOperInfo', { NetworkID: '0'.repeat(64), EndpointID: '0'.repeat(64) })).status;
+  await c.mend(C);
+  // Whatever happened, the host gets its knit back for the clean-up.
+  if (refused) await c.knits[C].start();
+  tally.op(!refused);
+  expect(tally.check(refused ? [`knit could not start while its host was cut off from etcd: ${refused}`] : answers === 200 ? [] : [`knit answered ${answers}`])).toEqual([]);
+});
+
+test('once the grace period for unused addresses has passed, the sweep leaves none leaked and none missing', async () => {
+  expect(await verifyNoLeaks(c, tally, { since: lastOp, inGrace })).toEqual([]);
+});
