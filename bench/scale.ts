@@ -70,10 +70,11 @@ async function endpoints(ctx: BenchContext, bed: Bed, plan: Plan) {
   await sleep(SETTLE_MS);
   const order = endpointOrder(plan);
   let failures = 0;
+  let firstError = '';
   const connect = async (d: Driver, e: number) => {
     const { container, network } = order[e];
     const r = await bed.docker(['network', 'connect', netName(d, network), ctrName(d, container)], { reject: false });
-    if (r.exitCode !== 0) failures++;
+    if (r.exitCode !== 0 && failures++ === 0) firstError = `${d}: ${r.stderr.trim().slice(0, 300)}`;
     return r.exitCode === 0;
   };
   const timedConnect = async (d: Driver, e: number) => {
@@ -94,7 +95,7 @@ async function endpoints(ctx: BenchContext, bed: Bed, plan: Plan) {
   }
   const tail = Math.min(EDGE, plan.endpoints - made);
   const last = await alternate(always, tail, (d, i) => timedConnect(d, made + i));
-  return { first, last, failures, made: made + tail };
+  return { first, last, failures, firstError, made: made + tail };
 }
 
 export async function scale(ctx: BenchContext): Promise<Section> {
@@ -120,7 +121,7 @@ export async function scale(ctx: BenchContext): Promise<Section> {
       ],
       notes: [
         `Networks: ${nets.made} per driver, created one at a time, alternated, each with an explicit /24 (the built-in default pools run out after about 30 networks).`,
-        `Endpoints: ${plan.endpoints / CONNECTIONS_PER_CONTAINER} \`sleep\` containers per driver on the default bridge, each connected to ${CONNECTIONS_PER_CONTAINER} of the driver's networks with \`docker network connect\` (${plan.endpoints} endpoints per driver; a container start would add runc's cost to each). The first and last ${EDGE} are timed one at a time, alternated; those in between are made untimed in batches of 50 per driver, both drivers at once, ${MIDDLE_PARALLEL / 2} connects per driver at a time. ${eps.failures} connects failed.`,
+        `Endpoints: ${plan.endpoints / CONNECTIONS_PER_CONTAINER} \`sleep\` containers per driver on the default bridge, each connected to ${CONNECTIONS_PER_CONTAINER} of the driver's networks with \`docker network connect\` (${plan.endpoints} endpoints per driver; a container start would add runc's cost to each). The first and last ${EDGE} are timed one at a time, alternated; those in between are made untimed in batches of 50 per driver, both drivers at once, ${MIDDLE_PARALLEL / 2} connects per driver at a time. Failed connects: ${eps.failures}${eps.firstError ? ` (first: ${eps.firstError})` : ''}.`,
         ...(eps.made < plan.endpoints ? [`The time budget ran out after ${eps.made} of ${plan.endpoints} endpoints per driver; the last rows are about the ${eps.made}th.`] : []),
         `dockerd's RSS (both drivers' networks and the ${2 * plan.endpoints / CONNECTIONS_PER_CONTAINER} containers) went from ${mib(engineRss0)} to ${mib(engineRss1)}; the built-in driver's memory is part of it and cannot be told apart.`,
       ],
