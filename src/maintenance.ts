@@ -27,8 +27,11 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
       report.orphanNetworks++;
     }
   }
+  // Records before links: an endpoint joined before this read had its veth made before it, so a
+  // veth missing from the later read is really gone (reading links first raced new endpoints).
+  const endpoints = await driver.endpoints();
   const links = new Set((await kernel.links()).map((l) => l.name));
-  for (const ep of await driver.endpoints()) {
+  for (const ep of endpoints) {
     // A joined endpoint whose veth is gone lost its namespace: dockerd's own teardown did not reach us.
     if (ep.sandboxKey && !links.has(ep.hostIf)) {
       await driver.deleteEndpoint(ep.networkId, ep.id);
