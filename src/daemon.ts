@@ -74,7 +74,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   const local = await openLocalStore(join(config.stateDir, 'db'));
   const hostId = await ensureHostId(local);
-  const cluster = await openClusterStore({ url: config.store, local, consulToken: config.consulToken, etcdTls: config.etcdTls });
+  const cluster = await openClusterStore({
+    url: config.store, local, consulToken: config.consulToken, etcdTls: config.etcdTls,
+    // Starting without the store beats not starting: calls that need no store are served, the rest fail clearly until it answers.
+    onUnreachable: (err) => log.error('the cluster store is unreachable at start; knit starts anyway and uses it once it answers', { error: err.message }),
+  });
   const kernel = new Kernel({ log: (line) => log.debug('kernel', line) });
   await checkForwarding(kernel, log);
   const ul = config.advertise ? await underlay(kernel, config.advertise) : undefined;

@@ -3,10 +3,13 @@
 import { describe } from './errors.js';
 import type { Ipam } from './ipam/service.js';
 import type { Logger } from './log.js';
+import type { EndpointRecord } from './network/records.js';
 import type { Datapath, NetworkDriver } from './network/service.js';
 
 /** How long an address may exist with no endpoint: dockerd asks IPAM just before CreateEndpoint. */
 export const ADDRESS_GRACE_MS = 60_000;
+/** How long an endpoint may exist without a Join: dockerd joins right after CreateEndpoint. */
+export const ENDPOINT_GRACE_MS = 60_000;
 
 export interface SweepReport {
   orphanNetworks: number;
@@ -33,10 +36,12 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
   const links = new Set((await kernel.links()).map((l) => l.name));
   for (const ep of endpoints) {
     // A joined endpoint whose veth is gone lost its namespace: dockerd's own teardown did not reach us.
-    if (ep.sandboxKey && !links.has(ep.hostIf)) {
-      await driver.deleteEndpoint(ep.networkId, ep.id);
-      report.staleEndpoints++;
-    }
+    const lostNamespace = (e: EndpointRecord): boolean => e.sandboxKey !== undefined && !links.has(e.hostIf);
+    // An endpoint never joined long after it was made is one whose CreateEndpoint reply dockerd never got
+    // (knit died before answering): dockerd gave up on it, released its address and will never delete it.
+    const abandoned = (e: EndpointRecord): boolean => e.sandboxKey === undefined && now - Date.parse(e.createdAt) > ENDPOINT_GRACE_MS;
+    const stale = (e: EndpointRecord): boolean => lostNamespace(e) || abandoned(e);
+    if (stale(ep) && (await driver.deleteEndpoint(ep.networkId, ep.id, stale))) report.staleEndpoints++;
   }
   // The other direction: every address a local endpoint uses has a record that says it is ours.
   const nets = new Map((await driver.networks()).map((n) => [n.id, n]));

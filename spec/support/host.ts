@@ -212,6 +212,8 @@ export async function startHost(opts: HostOptions): Promise<Host> {
   if (existsSync(`/run/netns/${netns}`)) {
     throw new Error(`netns ${netns} already exists: another test uses host "${opts.name}", or run scripts/testbed-cleanup.sh`);
   }
+  // A mount namespace left by a run that was killed before its clean-up (its netns is gone, so no test owns it).
+  if (existsSync(join(mountNsDir, netns))) await destroyHost(opts.name, root ? { root } : {});
   const dir = hostDir(opts.name);
   const layout: EngineLayout = { engine, dir, cgroup: hostCgroup(opts.name), ...(root ? { root } : {}) };
   const host = new Host(opts.name, engine, dir, layout, opts.liveRestore ?? false);

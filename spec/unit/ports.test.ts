@@ -17,6 +17,7 @@ describe('port maps', () => {
   test.each([
     ['not a list', /must be a list/],
     [[{ Proto: 1, Port: 80 }], /protocol 1/],
+    [[{ Proto: '6', Port: 80 }], /protocol 6 is not/],
     [[{ Proto: 6, Port: 0 }], /container port 0/],
     [[{ Proto: 6, Port: 80, HostPort: 70000 }], /host port range/],
     [[{ Proto: 6, Port: 80, HostPort: 90, HostPortEnd: 80 }], /host port range/],
@@ -31,6 +32,20 @@ describe('port maps', () => {
     expect(() => assignPorts(req, [], (p, n) => p === 'tcp' && n === 8080)).toThrow(/already in use/);
     // Same port, other protocol: no clash.
     expect(assignPorts(req, [{ ...taken[0], proto: 'udp' }], none)[0].hostPort).toBe(8080);
+  });
+  test('addresses: a wildcard clashes with every address of its family, two addresses do not clash', () => {
+    const on = (hostIp: string) => parsePortMap([{ Proto: 6, Port: 80, HostIP: hostIp, HostPort: 8080, HostPortEnd: 8080 }], '0.0.0.0');
+    const held = (hostIp: string) => [{ proto: 'tcp' as const, containerPort: 80, hostIp, hostPort: 8080 }];
+    expect(assignPorts(on('127.0.0.2'), held('127.0.0.1'), none)[0].hostPort).toBe(8080);
+    expect(() => assignPorts(on('127.0.0.2'), held('0.0.0.0'), none)).toThrow(/already in use/);
+    expect(() => assignPorts(on('0.0.0.0'), held('127.0.0.1'), none)).toThrow(/already in use/);
+    expect(assignPorts(on('::1'), held('0.0.0.0'), none)[0].hostPort).toBe(8080);
+  });
+  test('many full-range mappings each get their own port', () => {
+    const reqs = parsePortMap(Array.from({ length: 1000 }, (_, i) => ({ Proto: 6, Port: i + 1, HostPort: 1, HostPortEnd: 65535 })), '0.0.0.0');
+    const ports = assignPorts(reqs, [], none).map((m) => m.hostPort);
+    expect(new Set(ports).size).toBe(1000);
+    expect(Math.max(...ports)).toBe(1000);
   });
   test('-p PORT takes a free ephemeral port; a range takes its first free port', () => {
     const eph = parsePortMap([{ Proto: 6, Port: 80, HostPort: 0 }], '0.0.0.0');

@@ -3,9 +3,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { badRequest, describe, KnitError, unavailable } from '../errors.js';
 import { run, type RunResult } from './exec.js';
-import { sysctlPath } from './names.js';
+import { sysctlPath, validateIfName } from './names.js';
 import type { LinkState, Op } from './ops.js';
-import { type BatchFailure, parseBatchErrors, parseLinks, parseRouteDsts } from './parse.js';
+import { type BatchFailure, parseBatchErrors, parseLinks, parseRouteDsts, parseVxlanEntries, type VxlanEntries } from './parse.js';
 import { type BatchLine, type BatchTool, describeOp, renderBatches, undoOp } from './render.js';
 
 export type Family = 4 | 6;
@@ -110,6 +110,20 @@ export class Kernel {
     const r = await run({ tool: 'ip', args: ['-j', '-d', 'addr', 'show'] });
     if (r.exitCode !== 0) throw new KnitError('internal', `listing links failed: ${r.stderr.trim()}`);
     return parseLinks(r.stdout);
+  }
+
+  /** The remote entries a VXLAN device holds now (after a restart, knit diffs against these, not against memory). */
+  async vxlanEntries(dev: string): Promise<VxlanEntries> {
+    const name = validateIfName(dev);
+    const [fdb, neigh] = await Promise.all([
+      run({ tool: 'bridge', args: ['-j', 'fdb', 'show', 'dev', name] }),
+      run({ tool: 'ip', args: ['-j', 'neigh', 'show', 'dev', name] }),
+    ]);
+    if (fdb.exitCode !== 0 || neigh.exitCode !== 0) {
+      if (ABSENT.test(fdb.stderr + neigh.stderr)) return { fdb: new Set(), neigh: new Map() };
+      throw new KnitError('internal', `listing the entries of ${name} failed: ${(fdb.stderr + neigh.stderr).trim()}`);
+    }
+    return parseVxlanEntries(fdb.stdout, neigh.stdout);
   }
 
   /** IPv4 networks directly attached to this host (main table, scope link), which IPAM must not hand out. */

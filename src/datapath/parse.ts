@@ -84,3 +84,22 @@ export function parseRouteDsts(json: string): string[] {
     .filter((dst): dst is string => dst !== undefined && dst !== 'default')
     .map((dst) => (dst.includes('/') ? dst : `${dst}/${dst.includes(':') ? 128 : 32}`));
 }
+
+/** A VXLAN device's static entries as `bridge -j fdb show dev D` and `ip -j neigh show dev D` print them. */
+export interface VxlanEntries {
+  fdb: Set<string>; // "mac dst"
+  neigh: Map<string, string>; // ip -> mac
+}
+
+/** Keeps the device's own remote entries (those with a VXLAN destination), not the bridge's learned ones. */
+export function parseVxlanEntries(fdbJson: string, neighJson: string): VxlanEntries {
+  const fdb = new Set<string>();
+  for (const e of JSON.parse(fdbJson || '[]') as Array<{ mac?: string; dst?: string; master?: string }>) {
+    if (e.mac && e.dst && !e.master) fdb.add(`${e.mac.toLowerCase()} ${e.dst}`);
+  }
+  const neigh = new Map<string, string>();
+  for (const n of JSON.parse(neighJson || '[]') as Array<{ dst?: string; lladdr?: string; state?: string[] }>) {
+    if (n.dst && n.lladdr && n.state?.includes('PERMANENT')) neigh.set(n.dst, n.lladdr.toLowerCase());
+  }
+  return { fdb, neigh };
+}

@@ -201,11 +201,14 @@ export class Ipam {
   }
 
   private async tryReleasePool(id: string): Promise<true | undefined> {
-    const { subnet } = parsePoolId(id);
+    const { subnet, range } = parsePoolId(id);
     const sk = subnetKey(subnet);
     const entry = await this.deps.store.get(keys.pool(sk));
     if (!entry) return true;
     const record = decode<PoolRecord>(entry);
+    if ((record.range ?? '') !== (range ? formatCidr(range) : '')) {
+      throw conflict(`pool ${id} does not match the stored ip-range ${record.range ?? '(none)'}; nothing was released`);
+    }
     const hosts = record.hosts.filter((h) => h !== this.deps.hostId);
     const addrs = await this.deps.store.list(keys.addrs(sk));
     const mine = addrs.filter((a) => hosts.length === 0 || decode<AddressRecord>(a).host === this.deps.hostId);

@@ -205,11 +205,16 @@ export class Overlay {
     this.queue = this.queue.then(async () => {
       const dev = this.local.get(segment);
       if (!dev) return;
-      const current = this.programmed.get(dev) ?? { fdb: new Set(), neigh: new Map() };
       const desired = desiredEntries([...(this.remotes.get(segment)?.values() ?? [])]);
-      const { add, del } = diffEntries(dev, current, desired);
-      if (!add.length && !del.length) return;
       try {
+        // What knit programmed is remembered only while it runs: after a restart or a failure, ask the kernel, so that
+        // entries of endpoints that went away meanwhile are removed too.
+        const current = this.programmed.get(dev) ?? (await this.deps.kernel.vxlanEntries(dev));
+        const { add, del } = diffEntries(dev, current, desired);
+        if (!add.length && !del.length) {
+          this.programmed.set(dev, desired);
+          return;
+        }
         if (del.length) await this.deps.kernel.remove(del);
         if (add.length) await this.deps.kernel.apply(add);
         this.programmed.set(dev, desired);

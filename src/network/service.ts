@@ -3,6 +3,7 @@ import { badRequest, conflict, describe, notFound } from '../errors.js';
 import type { Overlay } from './overlay.js';
 import { VXLAN_OVERHEAD } from './overlay-plan.js';
 import type { Op, LinkState } from '../datapath/ops.js';
+import type { VxlanEntries } from '../datapath/parse.js';
 import { bridgeName, validateIfName } from '../datapath/names.js';
 import { short, type Logger } from '../log.js';
 import { parseAddrCidr } from '../ipam/cidr.js';
@@ -19,6 +20,7 @@ export interface Datapath {
   apply(ops: Op[]): Promise<void>;
   remove(ops: Op[]): Promise<void>;
   links(): Promise<LinkState[]>;
+  vxlanEntries(dev: string): Promise<VxlanEntries>;
 }
 
 /** Keeps knit's iptables state in step with the records of one network. */
@@ -162,10 +164,11 @@ export class NetworkDriver {
     if (!inside) throw conflict(`address ${cidr} is not in any IPv${family} subnet of network ${short(net.id)}`);
   }
 
-  async deleteEndpoint(networkId: string, endpointId: string): Promise<void> {
-    await this.locks.run(networkId, async () => {
+  /** `onlyIf` is checked under the network's lock against the record as it is then (the sweep decides on an older read). */
+  async deleteEndpoint(networkId: string, endpointId: string, onlyIf?: (ep: EndpointRecord) => boolean): Promise<boolean> {
+    return this.locks.run(networkId, async () => {
       const ep = await this.endpoint(networkId, endpointId);
-      if (!ep) return;
+      if (!ep || (onlyIf && !onlyIf(ep))) return false;
       // The record goes first: a crash after it leaves an unowned link, which reconcile removes.
       await this.deps.store.commit([{ key: keys.endpoint(networkId, endpointId), value: null }]);
       await this.deps.kernel.remove(planEndpointRemoval(ep));
@@ -173,6 +176,7 @@ export class NetworkDriver {
       if (net?.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.unpublish(net, ep));
       if (net && ep.ports.length) await this.deps.firewall.syncNetwork(net, await this.endpoints(networkId));
       this.deps.log.info('endpoint deleted', { network: short(networkId), endpoint: short(endpointId) });
+      return true;
     });
   }
 

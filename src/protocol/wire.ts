@@ -1,5 +1,6 @@
 // The plugin protocol's request shapes, with its own PascalCase field names (reference/protocol.md).
 import { z } from 'zod';
+import { ADDRESS_SPACES } from '../ipam/pools.js';
 
 const dockerId = (what: string) =>
   z.string({ error: `${what} must be a string` }).regex(/^[0-9a-f]{64}$/, `${what} must be 64 lowercase hex characters`);
@@ -44,7 +45,9 @@ const poolIdField = z.string({ error: 'PoolID must be a string' }).min(1, 'PoolI
 
 export const ipamRequests = {
   requestPool: z.object({
-    AddressSpace: z.string({ error: 'AddressSpace must be a string' }).max(64),
+    AddressSpace: z.enum(['', ADDRESS_SPACES.local, ADDRESS_SPACES.global], {
+      error: `AddressSpace must be ${ADDRESS_SPACES.local} or ${ADDRESS_SPACES.global} (the spaces GetDefaultAddressSpaces names)`,
+    }),
     Pool: optionalString('Pool'),
     SubPool: optionalString('SubPool'),
     Options: z.record(z.string(), z.string(), { error: 'Options must map strings to strings' }).nullable().optional(),

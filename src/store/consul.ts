@@ -15,6 +15,8 @@ export interface ConsulStoreOptions {
   token?: string;
   /** The root every key lives under; default "knit/". */
   prefix?: string;
+  /** Given, an unreachable Consul at open is reported here and the store is returned anyway (see the etcd store). */
+  onUnreachable?: (err: KnitError) => void;
 }
 
 /** Connects and checks that Consul answers and has a leader, so a wrong KNIT_STORE fails at start, clearly. */
@@ -28,6 +30,10 @@ export async function openConsulStore(opts: ConsulStoreOptions): Promise<Store> 
     const leader = await bounded({ target, what: 'asking for the cluster leader', mode: 'idempotent' }, (timeout) => client.leader(timeout));
     if (!leader) throw unavailable(`the consul store at ${target.address} has no cluster leader; wait for the election to end or check the Consul servers`);
   } catch (err) {
+    if (opts.onUnreachable && err instanceof KnitError && err.kind === 'unavailable') {
+      opts.onUnreachable(err);
+      return new ConsulStore(client, target, root);
+    }
     client.destroy();
     throw err;
   }

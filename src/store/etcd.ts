@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { Etcd3, Range, type ICompare, type IKeyValue, type IOptions, type IRequestOp, type IResponseHeader } from 'etcd3';
-import { badRequest } from '../errors.js';
+import { badRequest, KnitError } from '../errors.js';
 import { bounded, OP_TIMEOUT_MS, type Target } from './etcd-call.js';
 import { EtcdLease } from './etcd-lease.js';
 import { EtcdWatch, type Snapshot } from './etcd-watch.js';
@@ -15,6 +15,11 @@ export interface EtcdStoreOptions {
   prefix?: string;
   /** PEM files: the CA that signed etcd's certificate (default: the system's), and a client certificate and key. */
   tls?: { ca?: string; cert?: string; key?: string };
+  /**
+   * Given, an unreachable etcd at open is reported here and the store is returned anyway (its client keeps
+   * trying): a daemon must start, and serve what needs no store, while the store is away.
+   */
+  onUnreachable?: (err: KnitError) => void;
 }
 
 // gRPC backs off up to 2 minutes between reconnects by default: far too long to notice etcd is back.
@@ -71,6 +76,10 @@ export async function openEtcdStore(opts: EtcdStoreOptions): Promise<Store> {
   try {
     await store.probe();
   } catch (err) {
+    if (opts.onUnreachable && err instanceof KnitError && err.kind === 'unavailable') {
+      opts.onUnreachable(err);
+      return store;
+    }
     await store.close();
     throw err;
   }

@@ -1,16 +1,26 @@
 // Opens the store named by KNIT_STORE: the embedded one, or a cluster store shared by every host.
 import type { StoreUrl } from '../config.js';
+import type { KnitError } from '../errors.js';
 import { openConsulStore } from './consul.js';
 import { openEtcdStore } from './etcd.js';
 import type { Store } from './types.js';
 
-export async function openClusterStore(a: { url: StoreUrl; local: Store; consulToken?: string; etcdTls?: { ca?: string; cert?: string; key?: string } }): Promise<Store> {
+export interface ClusterStoreOptions {
+  url: StoreUrl;
+  local: Store;
+  consulToken?: string;
+  etcdTls?: { ca?: string; cert?: string; key?: string };
+  /** Given, a store unreachable at open is reported here instead of failing the open. */
+  onUnreachable?: (err: KnitError) => void;
+}
+
+export async function openClusterStore(a: ClusterStoreOptions): Promise<Store> {
   switch (a.url.kind) {
     case 'local':
       return a.local;
     case 'etcd':
-      return openEtcdStore({ endpoints: a.url.endpoints, tls: a.etcdTls });
+      return openEtcdStore({ endpoints: a.url.endpoints, tls: a.etcdTls, onUnreachable: a.onUnreachable });
     case 'consul':
-      return openConsulStore({ host: a.url.host, port: a.url.port, token: a.consulToken });
+      return openConsulStore({ host: a.url.host, port: a.url.port, token: a.consulToken, onUnreachable: a.onUnreachable });
   }
 }

@@ -1,6 +1,7 @@
 // Test-bed hosts with their own dockerd and knit, on an underlay of this file's own (so it can run beside the
 // e2e overlay tests, whose underlay namespace has a fixed name), with etcd on it when asked.
 import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { post } from '../../support/client.js';
 import { startEtcd, type EtcdServer } from '../../support/etcd.js';
 import { Knit } from '../../support/knit.js';
@@ -62,10 +63,18 @@ export class FaultCluster {
     return this.hosts[i].docker(args, opts);
   }
 
-  /** Reconcile and sweep now on host i (what `knit doctor` does). */
+  /**
+   * Reconcile and sweep now on host i (what `knit doctor` does). Just after a store fault the etcd client may still
+   * refuse calls for a few seconds ("tries again within 5 s"), so a refusal is retried for a bounded time.
+   */
   async doctor(i: number): Promise<void> {
-    const r = await post(this.knits[i].socket, '/knit.Doctor', '{}', 60_000);
-    if (r.status !== 200) throw new Error(`knit.Doctor on ${this.hosts[i].name} answered ${r.status}: ${r.raw}`);
+    let last = '';
+    for (const until = Date.now() + 30_000; Date.now() < until; await sleep(2_000)) {
+      const r = await post(this.knits[i].socket, '/knit.Doctor', '{}', 60_000);
+      if (r.status === 200) return;
+      last = `${r.status}: ${r.raw}`;
+    }
+    throw new Error(`knit.Doctor on ${this.hosts[i].name} kept failing for 30 s: ${last}`);
   }
 
   /** Makes sure every knit runs (a crash loop may have left one down), then runs doctor everywhere. */
