@@ -19,6 +19,8 @@ export interface Section {
   /** Wall time of the whole benchmark, set by the runner. */
   elapsedMs?: number;
   failed?: string;
+  /** Column headings for this section where they differ from the default (the overlay compares knit with a hand-made VXLAN). */
+  labels?: Partial<Record<keyof Row, string>>;
 }
 
 export interface RunInfo {
@@ -41,10 +43,11 @@ const COLUMNS: Array<[keyof Row, string]> = [
 ];
 
 const cells = (row: Row): string[] => COLUMNS.map(([key]) => row[key] ?? '');
+const headings = (labels: Section['labels'] = {}): string[] => COLUMNS.map(([key, label]) => labels[key] ?? label);
 
 /** A fixed-width table for the terminal. */
-export function textTable(rows: Row[]): string {
-  const all = [COLUMNS.map(([, label]) => label), ...rows.map(cells)];
+export function textTable(rows: Row[], labels?: Section['labels']): string {
+  const all = [headings(labels), ...rows.map(cells)];
   const widths = COLUMNS.map((_, i) => Math.max(...all.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   return [line(all[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(line)].join('\n');
@@ -52,7 +55,7 @@ export function textTable(rows: Row[]): string {
 
 export function printSection(s: Section): string {
   const head = `== ${s.title}${s.elapsedMs === undefined ? '' : ` (${Math.round(s.elapsedMs / 1000)} s)`}`;
-  const body = s.rows.length > 0 ? textTable(s.rows) : '(no figures)';
+  const body = s.rows.length > 0 ? textTable(s.rows, s.labels) : '(no figures)';
   const notes = s.notes.map((n) => `  - ${n}`);
   const failed = s.failed ? [`  FAILED: ${s.failed}`] : [];
   return [head, body, ...failed, ...notes, ''].join('\n');
@@ -63,7 +66,7 @@ const md = (text: string) => text.replace(/\|/g, '\\|');
 function markdownSection(s: Section): string[] {
   const out = [`## ${s.title}`, ''];
   if (s.rows.length > 0) {
-    out.push(`| ${COLUMNS.map(([, label]) => label).join(' | ')} |`, `| ${COLUMNS.map(() => '---').join(' | ')} |`);
+    out.push(`| ${headings(s.labels).join(' | ')} |`, `| ${COLUMNS.map(() => '---').join(' | ')} |`);
     for (const row of s.rows) out.push(`| ${cells(row).map(md).join(' | ')} |`);
     out.push('');
   }

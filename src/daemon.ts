@@ -79,7 +79,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     // Starting without the store beats not starting: calls that need no store are served, the rest fail clearly until it answers.
     onUnreachable: (err) => log.error('the cluster store is unreachable at start; knit starts anyway and uses it once it answers', { error: err.message }),
   });
-  const kernel = new Kernel({ log: (line) => log.debug('kernel', line) });
+  const kernel = new Kernel({ log: log.isDebugEnabled() ? (line) => log.debug('kernel', line) : undefined });
   await checkForwarding(kernel, log);
   const ul = config.advertise ? await underlay(kernel, config.advertise) : undefined;
   // With a cluster store every host keeps a liveness key under its lease, overlays or not.

@@ -1,7 +1,7 @@
 // The IPAM handler: loads pool and address records, lets the pure parts decide, saves with CAS.
-import { Mutex } from 'async-mutex';
 import { badRequest, conflict, notFound, unavailable } from '../errors.js';
 import type { Logger } from '../log.js';
+import { KeyedLock } from '../util/keyed-lock.js';
 import { decode, encode } from '../store/records.js';
 import type { Entry, Store, Write } from '../store/types.js';
 import { AddressBook } from './allocator.js';
@@ -33,27 +33,34 @@ export interface AddressRequest {
 }
 
 const CAS_ATTEMPTS = 50;
+const IPAM = 'ipam';
 
 export class Ipam {
-  private readonly lock = new Mutex();
+  /**
+   * Address calls run side by side (each claim is a compare-and-set in the store, and the cache hands
+   * concurrent callers different addresses); pool changes and clean-ups run alone.
+   */
+  private readonly locks = new KeyedLock();
+  private readonly exclusive = <T>(work: () => Promise<T>): Promise<T> => this.locks.run(IPAM, work);
+  private readonly shared = <T>(work: () => Promise<T>): Promise<T> => this.locks.shared(IPAM, work);
   private readonly books = new Map<string, AddressBook>();
 
   constructor(private readonly deps: IpamDeps) {}
 
   requestPool(req: PoolRequest): Promise<{ poolId: string; pool: string }> {
-    return this.lock.runExclusive(() => this.retry(() => this.tryRequestPool(req)));
+    return this.exclusive(() => this.retry(() => this.tryRequestPool(req)));
   }
 
   async releasePool(id: string): Promise<void> {
-    await this.lock.runExclusive(() => this.retry(() => this.tryReleasePool(id)));
+    await this.exclusive(() => this.retry(() => this.tryReleasePool(id)));
   }
 
   requestAddress(req: AddressRequest): Promise<string> {
-    return this.lock.runExclusive(() => this.retry(() => this.tryRequestAddress(req)));
+    return this.shared(() => this.retry(() => this.tryRequestAddress(req)));
   }
 
   async releaseAddress(id: string, address: string): Promise<void> {
-    await this.lock.runExclusive(() => this.retry(() => this.tryReleaseAddress(id, address)));
+    await this.shared(() => this.retry(() => this.tryReleaseAddress(id, address)));
   }
 
   /** Every address record this host holds, for reconciliation with endpoints. */
@@ -79,7 +86,7 @@ export class Ipam {
    * `afterMs` their addresses and pool memberships are reclaimed. Returns the hosts reclaimed.
    */
   async reclaimLost(a: { live: Set<string>; now: number; afterMs: number }): Promise<string[]> {
-    return this.lock.runExclusive(async () => {
+    return this.exclusive(async () => {
       const pools = await this.pools();
       const absent = new Set(pools.flatMap((p) => p.record.hosts).filter((h) => h !== this.deps.hostId && !a.live.has(h)));
       const lost = new Map((await this.deps.store.list(keys.lostPrefix)).map((e) => [e.key.slice(keys.lostPrefix.length), e]));
@@ -114,7 +121,7 @@ export class Ipam {
 
   /** Re-claims an address a local endpoint uses if its record is missing (a crash, a reclaim while away). */
   async ensureOwned(subnet: string, ip: string): Promise<'ok' | 'restored' | 'taken'> {
-    return this.lock.runExclusive(async () => {
+    return this.exclusive(async () => {
       const sk = subnetKey(parseCidr(subnet));
       const entry = await this.deps.store.get(keys.addr(sk, ip));
       if (entry) return decode<AddressRecord>(entry).host === this.deps.hostId ? 'ok' : 'taken';
@@ -126,7 +133,7 @@ export class Ipam {
 
   /** Deletes one of this host's address records found by ownAddresses (leak clean-up). */
   async releaseOwned(key: string): Promise<void> {
-    await this.lock.runExclusive(async () => {
+    await this.exclusive(async () => {
       const entry = await this.deps.store.get(key);
       if (!entry || decode<AddressRecord>(entry).host !== this.deps.hostId) return;
       await this.deps.store.commit([{ key, value: null, expect: entry.revision }]);

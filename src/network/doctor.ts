@@ -36,6 +36,7 @@ export async function reconcile(a: { driver: NetworkDriver; kernel: Datapath; fi
     await firewall.init(nets, eps, dockerBridges);
   } else {
     firewall.setDockerBridges(dockerBridges);
+    firewall.forget();
     for (const n of nets) await firewall.syncNetwork(n, eps.filter((e) => e.networkId === n.id));
     await firewall.syncShared();
     report.firewallJumpsFixed = (await firewall.ensureJumps(4)) + (await firewall.ensureJumps(6));

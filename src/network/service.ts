@@ -58,7 +58,7 @@ export class NetworkDriver {
   async createNetwork(req: { id: string; options: Record<string, unknown>; ipv4: IpamConfig[]; ipv6: IpamConfig[] }): Promise<void> {
     const spec = buildSpec({ ...req, defaultBridge: bridgeName(req.id) });
     validateIfName(spec.bridge);
-    await this.locks.run(ALL, async () => {
+    await this.locks.run(ALL, () => this.locks.run(req.id, async () => {
       const existing = await this.network(req.id);
       if (existing) return this.replayNetwork(existing, spec);
       const others = await this.networks();
@@ -80,7 +80,7 @@ export class NetworkDriver {
         throw err;
       }
       this.deps.log.info('network created', { network: short(net.id), bridge: net.bridge, mode: net.mode, subnets: [...net.ipv4, ...net.ipv6].map((s) => s.subnet) });
-    });
+    }));
   }
 
   private async joinSegment(net: NetworkRecord): Promise<void> {
@@ -117,7 +117,7 @@ export class NetworkDriver {
   }
 
   async createEndpoint(req: { networkId: string; endpointId: string; address?: string; addressV6?: string; mac?: string; options: Record<string, unknown> }): Promise<{ mac: string }> {
-    return this.locks.run(req.networkId, async () => {
+    return this.onEndpoint(req.networkId, req.endpointId, async () => {
       const net = await this.requireNetwork(req.networkId);
       const mac = req.mac ? validateMac(req.mac) : macFor(req.endpointId);
       this.checkAddress(net, req.address, 4);
@@ -166,7 +166,7 @@ export class NetworkDriver {
 
   /** `onlyIf` is checked under the network's lock against the record as it is then (the sweep decides on an older read). */
   async deleteEndpoint(networkId: string, endpointId: string, onlyIf?: (ep: EndpointRecord) => boolean): Promise<boolean> {
-    return this.locks.run(networkId, async () => {
+    return this.onEndpoint(networkId, endpointId, async () => {
       const ep = await this.endpoint(networkId, endpointId);
       if (!ep || (onlyIf && !onlyIf(ep))) return false;
       // The record goes first: a crash after it leaves an unowned link, which reconcile removes.
@@ -174,14 +174,14 @@ export class NetworkDriver {
       await this.deps.kernel.remove(planEndpointRemoval(ep));
       const net = await this.network(networkId);
       if (net?.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.unpublish(net, ep));
-      if (net && ep.ports.length) await this.deps.firewall.syncNetwork(net, await this.endpoints(networkId));
+      if (net && ep.ports.length) await this.locks.run(PORTS, async () => this.deps.firewall.syncNetwork(net, await this.endpoints(networkId)));
       this.deps.log.info('endpoint deleted', { network: short(networkId), endpoint: short(endpointId) });
       return true;
     });
   }
 
   async join(req: { networkId: string; endpointId: string; sandboxKey: string; options: Record<string, unknown> }): Promise<JoinReply> {
-    return this.locks.run(req.networkId, async () => {
+    return this.onEndpoint(req.networkId, req.endpointId, async () => {
       const net = await this.requireNetwork(req.networkId);
       const ep = await this.endpoint(req.networkId, req.endpointId);
       if (!ep) throw notFound(`endpoint ${short(req.endpointId)} is not known to knit on network ${short(req.networkId)}`);
@@ -203,7 +203,7 @@ export class NetworkDriver {
   }
 
   async programExternal(req: { networkId: string; endpointId: string; options: Record<string, unknown> }): Promise<void> {
-    await this.locks.run(req.networkId, () =>
+    await this.onEndpoint(req.networkId, req.endpointId, () =>
       this.locks.run(PORTS, async () => {
         const net = await this.requireNetwork(req.networkId);
         const ep = await this.endpoint(req.networkId, req.endpointId);
@@ -228,7 +228,7 @@ export class NetworkDriver {
   }
 
   async revokeExternal(networkId: string, endpointId: string): Promise<void> {
-    await this.locks.run(networkId, () => this.locks.run(PORTS, async () => {
+    await this.onEndpoint(networkId, endpointId, () => this.locks.run(PORTS, async () => {
       const ep = await this.endpoint(networkId, endpointId);
       if (!ep || ep.ports.length === 0) return;
       const next = { ...ep, ports: [] };
@@ -268,6 +268,14 @@ export class NetworkDriver {
     const net = await this.network(id);
     if (!net) throw notFound(`network ${short(id)} is not known to knit (was it created while knit used another state directory?)`);
     return net;
+  }
+
+  /**
+   * Endpoint calls hold their network shared (it cannot be created or deleted meanwhile, but the endpoints of
+   * a burst are made side by side) and their endpoint alone. Lock order: network, endpoint, ports.
+   */
+  private onEndpoint<T>(networkId: string, endpointId: string, work: () => Promise<T>): Promise<T> {
+    return this.locks.shared(networkId, () => this.locks.run(`ep/${networkId}/${endpointId}`, work));
   }
 
   private async save(key: string, record: object): Promise<void> {

@@ -14,6 +14,8 @@ export const MAX_BODY = '1mb';
 
 export function createApp(a: { routes: Record<string, Route>; log: Logger; ready?: Promise<void>; metrics?: CallMetrics }): express.Express {
   const { routes, log, ready = Promise.resolve(), metrics } = a;
+  // winston formats a message before its level is checked: the per-call line is built only when it is kept.
+  const debug = log.isDebugEnabled();
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -26,17 +28,17 @@ export function createApp(a: { routes: Record<string, Route>; log: Logger; ready
     try {
       if (!route.instant) await ready;
       const reply = await route.handle(parseBody(req.body));
-      res.status(200).json(reply);
+      send(res, 200, reply);
       const ms = elapsedMs(started);
       metrics?.record(req.path, ms, true);
-      log.debug('call', { path: req.path, ms });
+      if (debug) log.debug('call', { path: req.path, ms });
     } catch (err) {
       const msg = describe(err);
       metrics?.record(req.path, elapsedMs(started), false);
       log[err instanceof KnitError && err.kind !== 'internal' ? 'info' : 'error']('call failed', {
         path: req.path, ms: elapsedMs(started), error: msg,
       });
-      res.status(500).json(route.ipam ? { Err: msg, Error: msg } : { Err: msg });
+      send(res, 500, route.ipam ? { Err: msg, Error: msg } : { Err: msg });
     }
   });
   app.use((req: Request, res: Response) => void res.status(404).json({ Err: `unknown method ${req.path.slice(0, 100)}` }));
@@ -48,6 +50,13 @@ export function createApp(a: { routes: Record<string, Route>; log: Logger; ready
     res.status(500).json({ Err: msg, Error: msg });
   });
   return app;
+}
+
+/** The reply as one string with its length: Node writes headers and body in one write (res.json would make two). */
+function send(res: Response, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
 }
 
 const elapsedMs = (start: bigint): number => Number((process.hrtime.bigint() - start) / 1000n) / 1000;
