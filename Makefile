@@ -56,5 +56,5 @@ clean-testbed:
 	bash scripts/testbed-cleanup.sh
 
 ## The managed plugin (plugin/plugin.mk), the benchmarks (bench/bench.mk) and the fault suite (faults.mk,
-## `make test-faults`, not part of `make test` yet) keep their own targets.
+## `make test-faults`, run by CI after `make test`) keep their own targets.
 -include plugin/plugin.mk bench/bench.mk faults.mk

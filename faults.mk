@@ -5,8 +5,8 @@ FAULTS_RESULTS ?= .testbed/results
 
 .PHONY: test-faults
 
-## Runs the suites one at a time (they start engines and kill knit); 7-10 minutes on 2 cores.
-test-faults: build
+## Runs the suites one at a time (they start engines and kill knit); about 5 minutes on 2 cores. CI runs it after `make test`.
+test-faults: deps build
 	@mkdir -p $(FAULTS_RESULTS); rm -f $(FAULTS_RESULTS)/faults-summary.jsonl
 	@status=0; \
 	$(FAULTS_JEST) --config spec/faults/jest.config.js --runInBand --json --outputFile=$(FAULTS_RESULTS)/faults.json || status=1; \

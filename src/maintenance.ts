@@ -47,7 +47,8 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
   const nets = new Map((await driver.networks()).map((n) => [n.id, n]));
   for (const ep of await driver.endpoints()) {
     const net = nets.get(ep.networkId);
-    if (!net?.knitIpam || !ep.address) continue;
+    // Only joined endpoints: one never joined may be abandoned, and dockerd may already have released its address.
+    if (!net?.knitIpam || !ep.address || ep.sandboxKey === undefined) continue;
     const state = await ipam.ensureOwned(net.ipv4[0].subnet, ep.address.split('/')[0]);
     if (state === 'restored') report.restoredAddresses++;
     if (state === 'taken') log.error('an address a running endpoint uses is held by another host', { endpoint: ep.id.slice(0, 12), address: ep.address });

@@ -4,8 +4,27 @@ import type { ClusterView } from './view.js';
 const ip = (cidr?: string): string => (cidr ?? '').split('/')[0];
 const id12 = (id: string): string => id.slice(0, 12);
 
-/** dockerd's endpoints on knit networks and knit's endpoint records are the same set, with the same addresses. */
-export function endpointsMatch(v: ClusterView): string[] {
+/**
+ * knit endpoints dockerd does not have that were never joined and are younger than `graceMs`: what a crash inside
+ * CreateEndpoint leaves (dockerd never got the reply and released the address); knit's sweep removes them once older.
+ * Keyed "host endpoint-id".
+ */
+export function abandonedInGrace(v: ClusterView, graceMs: number): Set<string> {
+  const out = new Set<string>();
+  for (const h of v.hosts) {
+    const docker = new Set(h.docker.map((e) => e.endpointId));
+    for (const e of h.endpoints) {
+      if (!docker.has(e.id) && !e.sandboxKey && v.at - Date.parse(e.createdAt) < graceMs) out.add(`${h.name} ${e.id}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * dockerd's endpoints on knit networks and knit's endpoint records are the same set, with the same addresses;
+ * `tolerated` (from abandonedInGrace) are not counted as stale.
+ */
+export function endpointsMatch(v: ClusterView, tolerated: Set<string> = new Set()): string[] {
   const out: string[] = [];
   for (const h of v.hosts) {
     const knit = new Map(h.endpoints.map((e) => [e.id, e]));
@@ -16,7 +35,7 @@ export function endpointsMatch(v: ClusterView): string[] {
       else if (ip(k.address) !== d.ip) out.push(`${h.name}: endpoint ${id12(d.endpointId)} is ${d.ip} in docker but ${k.address} in knit`);
     }
     for (const k of h.endpoints) {
-      if (!docker.has(k.id)) out.push(`${h.name}: knit endpoint ${id12(k.id)} (${k.address}) has no docker endpoint (stale)`);
+      if (!docker.has(k.id) && !tolerated.has(`${h.name} ${k.id}`)) out.push(`${h.name}: knit endpoint ${id12(k.id)} (${k.address}) has no docker endpoint (stale)`);
     }
   }
   return out;
@@ -52,7 +71,7 @@ export interface IpamResult {
  * younger than that is reported in `inGrace` instead of as a leak. Pools are held exactly by the hosts whose
  * networks use them.
  */
-export function ipamMatches(v: ClusterView, graceMs?: number): IpamResult {
+export function ipamMatches(v: ClusterView, graceMs?: number, tolerated: Set<string> = new Set()): IpamResult {
   const failures: string[] = [];
   const inGrace: IpamResult['inGrace'] = [];
   const byId = new Map(v.hosts.map((h) => [h.hostId, h]));
@@ -61,9 +80,16 @@ export function ipamMatches(v: ClusterView, graceMs?: number): IpamResult {
     const held = new Map(v.addresses.filter((a) => a.host === h.hostId).map((a) => [`${a.subnet} ${a.ip}`, a]));
     const used = new Set<string>();
     const subnets = new Map(h.networks.map((n) => [n.id, n.ipv4[0]?.subnet]));
-    for (const e of h.endpoints) if (e.address) used.add(`${subnets.get(e.networkId)} ${ip(e.address)}`);
+    // An abandoned endpoint's address was released by dockerd: it may be missing (or held again by a newer endpoint).
+    const abandoned = new Set<string>();
+    for (const e of h.endpoints) {
+      if (!e.address) continue;
+      const key = `${subnets.get(e.networkId)} ${ip(e.address)}`;
+      used.add(key);
+      if (tolerated.has(`${h.name} ${e.id}`)) abandoned.add(key);
+    }
     for (const n of h.networks) for (const s of n.ipv4) for (const a of Object.values(s.aux ?? {})) used.add(`${s.subnet} ${a}`);
-    for (const key of used) if (!held.has(key)) failures.push(`${h.name}: ${key} is used by an endpoint but not held in IPAM (missing)`);
+    for (const key of used) if (!held.has(key) && !abandoned.has(key)) failures.push(`${h.name}: ${key} is used by an endpoint but not held in IPAM (missing)`);
     for (const [key, a] of held) {
       if (a.kind === 'gateway' || used.has(key)) continue;
       if (graceMs !== undefined && v.at - Date.parse(a.at) < graceMs) inGrace.push({ host: h.name, address: key, at: a.at });

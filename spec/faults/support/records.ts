@@ -32,6 +32,7 @@ export interface EndpointRec {
   address?: string;
   sandboxKey?: string;
   ports: PortRec[];
+  createdAt: string;
 }
 
 export interface AddressRec {

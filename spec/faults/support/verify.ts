@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectivity } from './connectivity.js';
 import type { FaultCluster } from './fault-cluster.js';
-import { endpointsMatch, firewallMatches, ipamMatches, linksMatch, overlayEntriesMatch, uniqueAddresses } from './invariants.js';
+import { abandonedInGrace, endpointsMatch, firewallMatches, ipamMatches, linksMatch, overlayEntriesMatch, uniqueAddresses } from './invariants.js';
 import type { Tally } from './tally.js';
 import { gather, type ClusterView } from './view.js';
 
@@ -31,24 +31,26 @@ async function eventually(c: FaultCluster, check: (v: ClusterView) => string[], 
 export async function verifyCluster(c: FaultCluster, tally: Tally): Promise<{ failures: Failures; inGrace: number; pinged: number }> {
   await c.settle();
   const v = await gather(c);
-  const ipam = ipamMatches(v, ADDRESS_GRACE_MS);
+  // src/maintenance.ts ENDPOINT_GRACE_MS is the same 60 s.
+  const abandoned = abandonedInGrace(v, ADDRESS_GRACE_MS);
+  const ipam = ipamMatches(v, ADDRESS_GRACE_MS, abandoned);
   const ping = await connectivity(c, v);
   const failures: Failures = {
     connectivity: tally.check(ping.failures),
     uniqueAddresses: tally.check(uniqueAddresses(v)),
-    endpoints: tally.check(endpointsMatch(v)),
+    endpoints: tally.check(endpointsMatch(v, abandoned)),
     ipam: tally.check(ipam.failures),
     links: tally.check(linksMatch(v)),
     overlayEntries: tally.check(await eventually(c, overlayEntriesMatch, CONVERGE_MS)),
     firewall: tally.check(firewallMatches(v)),
   };
   const endpoints = v.hosts.reduce((n, h) => n + h.docker.length, 0);
-  console.log(`verified ${v.hosts.length} host(s): ${endpoints} endpoints, ${ping.pinged} pinged, ${ipam.inGrace.length} unused address(es) still in the grace period`);
-  return { failures, inGrace: ipam.inGrace.length, pinged: ping.pinged };
+  console.log(`verified ${v.hosts.length} host(s): ${endpoints} endpoints, ${ping.pinged} pinged, ${ipam.inGrace.length} unused address(es) and ${abandoned.size} abandoned endpoint(s) still in the grace period`);
+  return { failures, inGrace: ipam.inGrace.length + abandoned.size, pinged: ping.pinged };
 }
 
 /**
- * The strict leak check. `inGrace` is what verifyCluster last counted: with none, no unused address existed and the
+ * The strict leak check. `inGrace` is what verifyCluster last counted (unused addresses and abandoned endpoints): with none, none existed and the
  * check runs at once; otherwise it waits until every address handed out so far is older than the grace period
  * (from `since`, the end of the last operation), runs the sweep through knit.Doctor, and allows no unused address.
  */
