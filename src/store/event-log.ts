@@ -59,8 +59,9 @@ export class EventLog {
   private publish(events: WatchEvent[]): void {
     if (events.length === 0) return;
     for (const event of events) this.history.push(event);
+    // Trimmed in slices of a tenth of the limit: dropping one event per commit moved the whole array every time.
     const excess = this.history.length - this.limit;
-    if (excess > 0) {
+    if (excess > Math.max(1, this.limit / 10)) {
       this.floor = this.history[excess - 1].revision;
       this.history.splice(0, excess);
     }
