@@ -131,6 +131,29 @@ test('-p PORT: knit picks a free host port and says which; UDP works too', async
   await host.docker(['network', 'rm', 'eph']);
 });
 
+test('UDP: a client that never stops sending reaches the next container once the published port moves to it', async () => {
+  await create(['udpmove']);
+  await runDetached('udp-a', ['--network', 'udpmove', '-p', '5354:53/udp'], ['udp-echo', '53']);
+  // One socket, so one conntrack flow, sending every 200 ms for 16 s; each reply is printed with its time.
+  const script = "const s=require('dgram').createSocket('udp4');const t0=Date.now();s.on('error',()=>{});" +
+    "s.on('message',(m)=>console.log(Date.now()-t0,String(m)));" +
+    `const send=()=>s.send('moved',5354,'${outside.hostIp}');send();setInterval(send,200);setTimeout(()=>process.exit(0),16000)`;
+  const started = Date.now();
+  const client = outside.exec(['node', '-e', script], { reject: false, timeoutMs: 30_000 });
+  await new Promise((r) => setTimeout(r, 3_000));
+  await host.docker(['rm', '-f', 'udp-a']);
+  // The flow keeps sending while no container has the port, then the port goes to another container (another address).
+  await new Promise((r) => setTimeout(r, 1_000));
+  await runDetached('udp-b', ['--network', 'udpmove', '-p', '5354:53/udp'], ['udp-echo', '53']);
+  const movedAt = Date.now() - started;
+  const replies = (await client).stdout.split('\n').filter(Boolean).map((l) => Number(l.split(' ')[0]));
+  expect(replies.filter((t) => t < 3_000).length).toBeGreaterThan(0);
+  // The client's clock started after ours, so a reply it timed after movedAt came after udp-b was running.
+  expect(replies.filter((t) => t > movedAt).length).toBeGreaterThan(0);
+  await host.docker(['rm', '-f', 'udp-b']);
+  await host.docker(['network', 'rm', 'udpmove']);
+});
+
 test('IPv6: dual-stack containers reach each other over IPv6, given and automatic subnets', async () => {
   await create(['--ipv6', '--subnet', 'fd00:77::/64', 'v6a']);
   await create(['--ipv6', 'v6b']);

@@ -40,6 +40,7 @@ function locate(a: { ops: Op[]; lines: BatchLine[]; failure: BatchFailure }): { 
 export class Kernel {
   private readonly log: (line: object) => void;
   private iptablesWait = true;
+  private conntrackMissing = false;
 
   constructor(options: KernelOptions = {}) {
     this.log = options.log ?? (() => undefined);
@@ -124,6 +125,31 @@ export class Kernel {
       throw new KnitError('internal', `listing the entries of ${name} failed: ${(fdb.stderr + neigh.stderr).trim()}`);
     }
     return parseVxlanEntries(fdb.stdout, neigh.stdout);
+  }
+
+  /**
+   * Forgets the connection-tracking flows to these host ports (UDP and SCTP; TCP flows end on their own).
+   * A datagram flow that keeps sending keeps its entry alive, and with it the old destination: flows created
+   * before a mapping existed bypass it, and flows to a removed container never reach its successor. Docker
+   * does the same when it adds or removes a mapping. Best effort: a missing conntrack tool is reported once.
+   */
+  async flushConntrack(flows: Array<{ proto: string; port: number; family: Family }>): Promise<void> {
+    const seen = new Set<string>();
+    for (const f of flows) {
+      if ((f.proto !== 'udp' && f.proto !== 'sctp') || !Number.isInteger(f.port) || f.port < 1 || f.port > 65535) continue;
+      const key = `${f.family}/${f.proto}/${f.port}`;
+      if (seen.has(key) || this.conntrackMissing) continue;
+      seen.add(key);
+      try {
+        const r = await run({ tool: 'conntrack', args: ['-D', '-f', f.family === 4 ? 'ipv4' : 'ipv6', '-p', f.proto, '--orig-port-dst', String(f.port)] });
+        // Exit code 1 with "0 flow entries have been deleted" means there was nothing to forget.
+        if (r.exitCode !== 0 && !/0 flow entries/.test(r.stderr)) this.log({ event: 'conntrack flush failed', flow: key, error: r.stderr.trim() });
+      } catch (err) {
+        // Not installed: say so once. Anything else (a timeout) is logged and the next flush tries again.
+        if (/not installed/.test(describe(err))) this.conntrackMissing = true;
+        this.log({ event: 'conntrack flush failed: published UDP ports may keep stale flows', error: describe(err) });
+      }
+    }
   }
 
   /** IPv4 networks directly attached to this host (main table, scope link), which IPAM must not hand out. */

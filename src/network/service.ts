@@ -21,7 +21,11 @@ export interface Datapath {
   remove(ops: Op[]): Promise<void>;
   links(): Promise<LinkState[]>;
   vxlanEntries(dev: string): Promise<VxlanEntries>;
+  flushConntrack(flows: Array<{ proto: string; port: number; family: 4 | 6 }>): Promise<void>;
 }
+
+/** The flows to forget when mappings come or go (see Kernel.flushConntrack). */
+const flowsOf = (ports: PortMapping[]) => ports.map((p) => ({ proto: p.proto, port: p.hostPort, family: (p.hostIp.includes(':') ? 6 : 4) as 4 | 6 }));
 
 /** Keeps knit's iptables state in step with the records of one network. */
 export interface Firewall {
@@ -174,7 +178,10 @@ export class NetworkDriver {
       await this.deps.kernel.remove(planEndpointRemoval(ep));
       const net = await this.network(networkId);
       if (net?.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.unpublish(net, ep));
-      if (net && ep.ports.length) await this.locks.run(PORTS, async () => this.deps.firewall.syncNetwork(net, await this.endpoints(networkId)));
+      if (net && ep.ports.length) {
+        await this.locks.run(PORTS, async () => this.deps.firewall.syncNetwork(net, await this.endpoints(networkId)));
+        await this.deps.kernel.flushConntrack(flowsOf(ep.ports));
+      }
       this.deps.log.info('endpoint deleted', { network: short(networkId), endpoint: short(endpointId) });
       return true;
     });
@@ -221,6 +228,7 @@ export class NetworkDriver {
           await this.save(keys.endpoint(net.id, ep.id), ep);
           throw err;
         }
+        await this.deps.kernel.flushConntrack(flowsOf([...ep.ports, ...next.ports]));
         const ports = next.ports.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}/${p.proto}`);
         this.deps.log.info('ports published', { network: short(net.id), endpoint: short(ep.id), ports });
       }),
@@ -235,6 +243,7 @@ export class NetworkDriver {
       await this.save(keys.endpoint(networkId, endpointId), next);
       const net = await this.network(networkId);
       if (net) await this.deps.firewall.syncNetwork(net, await this.endpoints(networkId));
+      await this.deps.kernel.flushConntrack(flowsOf(ep.ports));
       this.deps.log.info('ports unpublished', { network: short(networkId), endpoint: short(endpointId) });
     }));
   }
