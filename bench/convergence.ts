@@ -2,7 +2,8 @@
 // on host B gets a ping reply from it, over a knit overlay with etcd; beside the same measurement between two
 // containers of a knit bridge network on one host (what `docker run` and the first reply cost with no other host).
 import { IMAGE, inTime, stoppedEarly, type BenchContext } from './bed.js';
-import { inNetns, netnsOfPid, OVERLAY, runSleeper, withOverlayBed, type OverlayHost } from './overlay-bed.js';
+import { inNetns, netnsOfPid } from './iperf.js';
+import { OVERLAY, runSleeper, withOverlayBed, type OverlayHost } from './overlay-bed.js';
 import type { Section } from './report.js';
 import { run } from '../spec/support/testbed.js';
 import { median, quantile, ratio, seconds, times } from './stats.js';

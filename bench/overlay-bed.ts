@@ -2,12 +2,11 @@
 // that underlay, knit on both hosts with KNIT_STORE=etcd://… and KNIT_ADVERTISE=ul0, and one knit overlay network.
 // The underlay is a namespace of the benchmark's own (knt-bench*U), not the test bed's shared knt-underlay, so an
 // e2e overlay suite running at the same time is not disturbed (and does not disturb this).
-import { join } from 'node:path';
 import { startEtcd, type EtcdServer } from '../spec/support/etcd.js';
 import { deleteNetns } from '../spec/support/reap.js';
-import { spawnLogged } from '../spec/support/proc.js';
 import { run, startHost, waitFor, type Host, type RunResult } from '../spec/support/testbed.js';
 import { HOST_PREFIX, IMAGE, knitStatus, type KnitStatus } from './bed.js';
+import { inNetns, netnsOfPid } from './iperf.js';
 import { BenchKnit } from './knit-run.js';
 
 /** RFC 2544's benchmarking range again, but a /24 the e2e suites do not use, so their addresses never look like ours. */
@@ -32,9 +31,6 @@ export interface OverlayBed {
   vni: number;
 }
 
-/** A namespace path for nsenter --net=… : a container's (by PID) or a named one. */
-export const netnsOfPid = (pid: number): string => `/proc/${pid}/ns/net`;
-export const inNetns = (path: string): string[] => ['nsenter', `--net=${path}`, '--'];
 
 /**
  * Starts hosts `${prefix}a` and `${prefix}b` (prefix: bench…, at most 9 characters), their underlay
@@ -135,30 +131,4 @@ export async function pingOnce(from: string, ip: string, waitSeconds = 1): Promi
 /** Waits (bounded) until `from` gets a reply from `ip`; throws with `what` if it never does. */
 export async function waitReachable(what: string, from: string, ip: string, timeoutMs = 20_000): Promise<void> {
   await waitFor(what, () => pingOnce(from, ip), { timeoutMs, intervalMs: 200 });
-}
-
-/**
- * One iperf3 test between two network namespaces (one-off server in `server`, client in `client` for `seconds`
- * after a 1 s warm-up that is left out); bits per second received.
- */
-export async function iperfBetween(opts: { server: string; client: string; serverIp: string; seconds: number; logDir: string; port?: number }): Promise<number> {
-  const port = String(opts.port ?? 5201);
-  const server = spawnLogged([...inNetns(opts.server), 'iperf3', '-s', '-1', '-p', port], {
-    logFile: join(opts.logDir, 'iperf3-server.log'),
-    capture: true,
-  });
-  try {
-    await waitFor('the iperf3 server to listen', async () => {
-      const r = await run([...inNetns(opts.server), 'ss', '-Hltn', `sport = :${port}`], { reject: false, timeoutMs: 5_000 });
-      return r.stdout.includes(port);
-    }, { timeoutMs: 10_000, intervalMs: 50 });
-    const client = await run([...inNetns(opts.client), 'iperf3', '-c', opts.serverIp, '-p', port, '-t', String(opts.seconds), '-O', '1', '-J'], {
-      timeoutMs: (opts.seconds + 20) * 1000,
-    });
-    const bps = JSON.parse(client.stdout)?.end?.sum_received?.bits_per_second;
-    if (typeof bps !== 'number') throw new Error(`iperf3 gave no throughput: ${client.stdout.slice(0, 300)}`);
-    return bps;
-  } finally {
-    await server.stop(3_000);
-  }
 }

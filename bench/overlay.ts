@@ -4,9 +4,10 @@
 import { deleteNetns } from '../spec/support/reap.js';
 import { run } from '../spec/support/testbed.js';
 import { inTime, stoppedEarly, type BenchContext } from './bed.js';
-import { iperfBetween, netnsOfPid, OVERLAY_SUBNET, runSleeper, waitReachable, withOverlayBed, type OverlayHost } from './overlay-bed.js';
+import { gbit, iperfBetween, netnsOfPid } from './iperf.js';
+import { OVERLAY_SUBNET, runSleeper, waitReachable, withOverlayBed, type OverlayHost } from './overlay-bed.js';
 import type { Section } from './report.js';
-import { fixed, median, quantile, ratio, times } from './stats.js';
+import { median, quantile, ratio, times } from './stats.js';
 
 type Path = 'knit' | 'hand';
 const PATHS: readonly Path[] = ['knit', 'hand'];
@@ -58,7 +59,6 @@ async function makeHandVxlan(hosts: OverlayHost[], vni: number, mtu: number): Pr
   return ends;
 }
 
-const gbit = (bps: number) => `${fixed(bps / 1e9, 2)} Gbit/s`;
 
 export async function overlay(ctx: BenchContext): Promise<Section> {
   const rounds = ctx.quick ? 2 : 5;

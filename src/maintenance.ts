@@ -34,13 +34,12 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
   // veth missing from the later read is really gone (reading links first raced new endpoints).
   const endpoints = await driver.endpoints();
   const links = new Set((await kernel.links()).map((l) => l.name));
+  // Stale: joined, but its veth is gone (it lost its namespace: dockerd's own teardown did not reach us), or never
+  // joined long after it was made (dockerd never got the CreateEndpoint reply because knit died before answering:
+  // it gave up on it, released its address and will never delete it).
+  const stale = (e: EndpointRecord): boolean =>
+    e.sandboxKey !== undefined ? !links.has(e.hostIf) : now - Date.parse(e.createdAt) > ENDPOINT_GRACE_MS;
   for (const ep of endpoints) {
-    // A joined endpoint whose veth is gone lost its namespace: dockerd's own teardown did not reach us.
-    const lostNamespace = (e: EndpointRecord): boolean => e.sandboxKey !== undefined && !links.has(e.hostIf);
-    // An endpoint never joined long after it was made is one whose CreateEndpoint reply dockerd never got
-    // (knit died before answering): dockerd gave up on it, released its address and will never delete it.
-    const abandoned = (e: EndpointRecord): boolean => e.sandboxKey === undefined && now - Date.parse(e.createdAt) > ENDPOINT_GRACE_MS;
-    const stale = (e: EndpointRecord): boolean => lostNamespace(e) || abandoned(e);
     if (stale(ep) && (await driver.deleteEndpoint(ep.networkId, ep.id, stale))) report.staleEndpoints++;
   }
   // The other direction: every address a local endpoint uses has a record that says it is ours.

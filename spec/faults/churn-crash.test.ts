@@ -20,10 +20,7 @@ const fdb = async (h: number): Promise<string> => (await c.hosts[h].exec(['bridg
 
 beforeAll(async () => {
   c = await FaultCluster.start({ names: ['fltca', 'fltcb'], store: 'etcd', env: { KNIT_RECLAIM_AFTER: '3600' } });
-  for (let i = 0; i < c.hosts.length; i++) {
-    await c.docker(i, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', 'fb']);
-    await c.docker(i, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '-o', 'knit.mode=overlay', '--subnet', '10.66.0.0/24', 'fov']);
-  }
+  await c.createNetworks({ bridge: 'fb', overlay: 'fov', subnet: '10.66.0.0/24' });
 });
 
 afterAll(async () => {

@@ -27,10 +27,7 @@ const churnWhile = async (prefix: string, seed: number, fault: () => Promise<voi
 
 beforeAll(async () => {
   c = await FaultCluster.start({ names: ['fltsa', 'fltsb', 'fltsc'], store: 'etcd', env: { KNIT_RECLAIM_AFTER: '3600' } });
-  for (let i = 0; i < c.hosts.length; i++) {
-    await c.docker(i, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', 'sb']);
-    await c.docker(i, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '-o', 'knit.mode=overlay', '--subnet', '10.67.0.0/24', 'sov']);
-  }
+  await c.createNetworks({ bridge: 'sb', overlay: 'sov', subnet: '10.67.0.0/24' });
 });
 
 afterAll(async () => {

@@ -1,5 +1,6 @@
 // Pure: what an overlay's VXLAN device must hold for the remote endpoints the store lists, and the diff.
 import type { FdbOp, NeighOp } from '../datapath/ops.js';
+import type { VxlanEntries } from '../datapath/parse.js';
 import { ZERO_MAC } from '../datapath/names.js';
 import { badRequest, conflict } from '../errors.js';
 
@@ -21,10 +22,8 @@ export interface SegmentRecord {
   gateway?: string;
 }
 
-export interface Entries {
-  fdb: Set<string>; // "mac dst"
-  neigh: Map<string, string>; // ip -> mac
-}
+/** What a VXLAN device holds: FDB entries "mac dst" and neighbours ip -> mac (the kernel's own reading has this shape). */
+export type Entries = VxlanEntries;
 
 export const VXLAN_PORT = 4789;
 /** VXLAN over IPv4 adds 50 bytes of headers to every frame. */

@@ -63,6 +63,15 @@ export class FaultCluster {
     return this.hosts[i].docker(args, opts);
   }
 
+  /** On every host: a knit bridge network `bridge` and a knit overlay `overlay` on `subnet`. */
+  async createNetworks(a: { bridge: string; overlay: string; subnet: string }): Promise<void> {
+    const knit = ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit'];
+    for (let i = 0; i < this.hosts.length; i++) {
+      await this.docker(i, [...knit, a.bridge]);
+      await this.docker(i, [...knit, '-o', 'knit.mode=overlay', '--subnet', a.subnet, a.overlay]);
+    }
+  }
+
   /**
    * Reconcile and sweep now on host i (what `knit doctor` does). Just after a store fault the etcd client may still
    * refuse calls for a few seconds ("tries again within 5 s"), so a refusal is retried for a bounded time.

@@ -3,51 +3,16 @@ import { join } from 'node:path';
 import { repoRoot } from '../../support/layout.js';
 import { run } from '../../support/proc.js';
 import type { EtcdServer } from '../../support/etcd.js';
+import type { AddressRecord, PoolRecord } from '../../../src/ipam/records.js';
+import type { EndpointRecord, NetworkRecord } from '../../../src/network/records.js';
 
 export type Records = Map<string, string>;
 
-export interface NetworkRec {
-  id: string;
-  mode: 'bridge' | 'overlay';
-  bridge: string;
-  internal: boolean;
-  knitIpam: boolean;
-  vni?: number;
-  ipv4: Array<{ subnet: string; gateway?: string; aux?: Record<string, string> }>;
-}
-
-export interface PortRec {
-  proto: string;
-  containerPort: number;
-  hostIp: string;
-  hostPort: number;
-}
-
-export interface EndpointRec {
-  id: string;
-  networkId: string;
-  hostIf: string;
-  peerIf: string;
-  mac: string;
-  address?: string;
-  sandboxKey?: string;
-  ports: PortRec[];
-  createdAt: string;
-}
-
-export interface AddressRec {
-  subnet: string;
-  ip: string;
-  host: string;
-  kind: 'gateway' | 'static' | 'dynamic';
-  at: string;
-}
-
-export interface PoolRec {
-  subnet: string;
-  hosts: string[];
-  gateway?: string;
-}
+// The record shapes are knit's own (types only: the values are read from the store, not through knit's code).
+export type NetworkRec = NetworkRecord;
+export type EndpointRec = EndpointRecord;
+export type AddressRec = AddressRecord & { subnet: string; ip: string };
+export type PoolRec = PoolRecord;
 
 /** Every record of the embedded store under `stateDir` (read-only; knit may be running). */
 export async function localRecords(stateDir: string): Promise<Records> {
