@@ -8,7 +8,7 @@ import type { Datapath, NetworkDriver } from './network/service.js';
 
 /** How long an address may exist with no endpoint: dockerd asks IPAM just before CreateEndpoint. */
 export const ADDRESS_GRACE_MS = 60_000;
-/** How long an endpoint may exist without a Join: dockerd joins right after CreateEndpoint. */
+/** How long an endpoint may stay out of a sandbox: dockerd joins right after CreateEndpoint and deletes right after Leave. */
 export const ENDPOINT_GRACE_MS = 60_000;
 
 export interface SweepReport {
@@ -34,11 +34,11 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
   // veth missing from the later read is really gone (reading links first raced new endpoints).
   const endpoints = await driver.endpoints();
   const links = new Set((await kernel.links()).map((l) => l.name));
-  // Stale: joined, but its veth is gone (it lost its namespace: dockerd's own teardown did not reach us), or never
-  // joined long after it was made (dockerd never got the CreateEndpoint reply because knit died before answering:
-  // it gave up on it, released its address and will never delete it).
+  // Stale: joined, but its veth is gone (it lost its namespace: dockerd's own teardown did not reach us), or not
+  // joined long after it was made or left (dockerd never got the CreateEndpoint reply, or the DeleteEndpoint after
+  // a Leave never reached knit: either way dockerd gave up on it, released its address and will never delete it).
   const stale = (e: EndpointRecord): boolean =>
-    e.sandboxKey !== undefined ? !links.has(e.hostIf) : now - Date.parse(e.createdAt) > ENDPOINT_GRACE_MS;
+    e.sandboxKey !== undefined ? !links.has(e.hostIf) : now - Date.parse(e.leftAt ?? e.createdAt) > ENDPOINT_GRACE_MS;
   for (const ep of endpoints) {
     if (stale(ep) && (await driver.deleteEndpoint(ep.networkId, ep.id, stale))) report.staleEndpoints++;
   }

@@ -22,6 +22,8 @@ export interface EndpointRecord {
   address?: string;
   addressV6?: string;
   sandboxKey?: string;
+  /** When it left its sandbox (Leave); dockerd deletes it right after, so an endpoint left long ago was forgotten. */
+  leftAt?: string;
   /** Published ports, present while external connectivity is programmed. */
   ports: PortMapping[];
   createdAt: string;

@@ -192,7 +192,10 @@ export class NetworkDriver {
       const net = await this.requireNetwork(req.networkId);
       const ep = await this.endpoint(req.networkId, req.endpointId);
       if (!ep) throw notFound(`endpoint ${short(req.endpointId)} is not known to knit on network ${short(req.networkId)}`);
-      if (ep.sandboxKey !== req.sandboxKey) await this.save(keys.endpoint(net.id, ep.id), { ...ep, sandboxKey: req.sandboxKey });
+      if (ep.sandboxKey !== req.sandboxKey || ep.leftAt) {
+        const { leftAt: _, ...joined } = ep;
+        await this.save(keys.endpoint(net.id, ep.id), { ...joined, sandboxKey: req.sandboxKey });
+      }
       const reply: JoinReply = { srcName: ep.peerIf, disableGatewayService: net.internal };
       if (!net.internal) {
         const gw4 = net.ipv4.find((s) => s.gateway)?.gateway;
@@ -205,8 +208,15 @@ export class NetworkDriver {
     });
   }
 
+  /** Ports go, and the record says the endpoint left: if knit dies before DeleteEndpoint, dockerd forgets it, and the sweep then does too. */
   async leave(networkId: string, endpointId: string): Promise<void> {
     await this.revokeExternal(networkId, endpointId);
+    await this.onEndpoint(networkId, endpointId, async () => {
+      const ep = await this.endpoint(networkId, endpointId);
+      if (!ep || ep.sandboxKey === undefined) return;
+      const { sandboxKey: _, ...left } = ep;
+      await this.save(keys.endpoint(networkId, endpointId), { ...left, leftAt: new Date().toISOString() });
+    });
   }
 
   async programExternal(req: { networkId: string; endpointId: string; options: Record<string, unknown> }): Promise<void> {

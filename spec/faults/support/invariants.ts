@@ -5,8 +5,8 @@ const ip = (cidr?: string): string => (cidr ?? '').split('/')[0];
 const id12 = (id: string): string => id.slice(0, 12);
 
 /**
- * knit endpoints dockerd does not have that were never joined and are younger than `graceMs`: what a crash inside
- * CreateEndpoint leaves (dockerd never got the reply and released the address); knit's sweep removes them once older.
+ * knit endpoints dockerd does not have, not joined, made or left less than `graceMs` ago: what a crash inside
+ * CreateEndpoint (or between Leave and DeleteEndpoint) leaves; knit's sweep removes them once older.
  * Keyed "host endpoint-id".
  */
 export function abandonedInGrace(v: ClusterView, graceMs: number): Set<string> {
@@ -14,7 +14,7 @@ export function abandonedInGrace(v: ClusterView, graceMs: number): Set<string> {
   for (const h of v.hosts) {
     const docker = new Set(h.docker.map((e) => e.endpointId));
     for (const e of h.endpoints) {
-      if (!docker.has(e.id) && !e.sandboxKey && v.at - Date.parse(e.createdAt) < graceMs) out.add(`${h.name} ${e.id}`);
+      if (!docker.has(e.id) && !e.sandboxKey && v.at - Date.parse(e.leftAt ?? e.createdAt) < graceMs) out.add(`${h.name} ${e.id}`);
     }
   }
   return out;
