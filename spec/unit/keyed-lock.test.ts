@@ -1,5 +1,5 @@
 // The per-key lock: shared holders overlap, an exclusive one runs alone, and arrival order is kept.
-import { KeyedLock } from '../../src/util/keyed-lock.js';
+import { KeyedLock, SHARED_LIMIT } from '../../src/util/keyed-lock.js';
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
@@ -44,5 +44,24 @@ describe('KeyedLock', () => {
     await slow;
     await expect(lock.run('a', async () => { throw new Error('boom'); })).rejects.toThrow('boom');
     await expect(lock.run('a', async () => 'again')).resolves.toBe('again');
+  });
+
+  test('past SHARED_LIMIT shared holders, the next one waits for a holder to finish, then runs', async () => {
+    const lock = new KeyedLock();
+    let running = 0;
+    let peak = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const holders = [...Array(SHARED_LIMIT + 5)].map(() => lock.shared('n', async () => {
+      peak = Math.max(peak, ++running);
+      await gate;
+      running--;
+    }));
+    await tick();
+    expect(running).toBe(SHARED_LIMIT);
+    release();
+    await Promise.all(holders);
+    expect(peak).toBe(SHARED_LIMIT);
+    expect(running).toBe(0);
   });
 });

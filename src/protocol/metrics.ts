@@ -4,6 +4,7 @@ const WINDOW = 4096;
 interface Series {
   count: number;
   errors: number;
+  /** The last WINDOW timings, as a ring: the oldest is overwritten, nothing is moved. */
   recent: number[];
 }
 
@@ -15,8 +16,8 @@ export class CallMetrics {
     if (!s) this.series.set(path, (s = { count: 0, errors: 0, recent: [] }));
     s.count++;
     if (!ok) s.errors++;
-    s.recent.push(ms);
-    if (s.recent.length > WINDOW) s.recent.shift();
+    if (s.recent.length < WINDOW) s.recent.push(ms);
+    else s.recent[(s.count - 1) % WINDOW] = ms;
   }
 
   snapshot(): Record<string, { count: number; errors: number; p50: number; p99: number; max: number }> {

@@ -24,13 +24,16 @@ type Applied = { revision: number; events?: WatchEvent[] };
  * commits at 1,000-1,400/s on the test host. The default, `sync: false` (LMDB's noSync), leaves
  * commits in the OS page cache (about 3,500/s; a process crash loses nothing) and flushes them
  * every second and at close, so an OS crash or power cut can lose the last second of commits.
+ * Without sync the environment is also opened with a write map: a commit writes its pages into the
+ * shared mapping instead of issuing lseek/writev/pwrite for each (9 of the 17 system calls of an
+ * IPAM Request+Release pair); a killed process still leaves every resolved commit in the page cache.
  */
 export async function openLocalStore(dir: string, opts: { sync?: boolean } = {}): Promise<Store> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const sync = opts.sync ?? false;
   // overlappingSync is fixed when the environment is created, and it would stop a directory from
   // being reopened with the other `sync` setting; noSync is chosen afresh at each open.
-  const root = open<unknown, string>(dir, { maxDbs: 3, noSubdir: false, overlappingSync: false, noSync: !sync });
+  const root = open<unknown, string>(dir, { maxDbs: 3, noSubdir: false, overlappingSync: false, noSync: !sync, useWritemap: !sync });
   const store = new LocalStore(root, sync);
   await store.dropOrphanedLeases();
   return store;

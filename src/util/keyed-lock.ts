@@ -4,15 +4,18 @@
 // served in arrival order, so a steady stream of shared holders never starves an exclusive one.
 import { Semaphore } from 'async-mutex';
 
-/** More shared holders than any key will ever have at once. */
-const UNITS = 1_000_000;
+/**
+ * How many shared holders a key admits at once; more wait their turn. Kept small on purpose: async-mutex
+ * walks every unit on each release, so a huge figure (a million) made each lock call cost milliseconds.
+ */
+export const SHARED_LIMIT = 256;
 
 export class KeyedLock {
   private readonly slots = new Map<string, { semaphore: Semaphore; users: number }>();
 
   /** Runs `work` alone on `key`. */
   run<T>(key: string, work: () => Promise<T>): Promise<T> {
-    return this.hold(key, UNITS, work);
+    return this.hold(key, SHARED_LIMIT, work);
   }
 
   /** Runs `work` beside other shared holders of `key`, never beside an exclusive one. */
@@ -22,7 +25,7 @@ export class KeyedLock {
 
   private async hold<T>(key: string, units: number, work: () => Promise<T>): Promise<T> {
     let slot = this.slots.get(key);
-    if (!slot) this.slots.set(key, (slot = { semaphore: new Semaphore(UNITS), users: 0 }));
+    if (!slot) this.slots.set(key, (slot = { semaphore: new Semaphore(SHARED_LIMIT), users: 0 }));
     slot.users++;
     try {
       return await slot.semaphore.runExclusive(work, units);
