@@ -33,3 +33,28 @@ export async function machineInfo(command: string, quick: boolean): Promise<RunI
     quick,
   };
 }
+
+/** Busy and total CPU ticks of the whole machine, from /proc/stat. */
+async function cpuTicks(): Promise<{ idle: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0];
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait count as idle.
+  return { idle: f[3] + f[4], total: f.slice(0, 8).reduce((a, b) => a + b, 0) };
+}
+
+/**
+ * Waits (at most `maxMs`) until the CPUs were at least `idleShare` idle over a 2 s window: the clean-up
+ * of a previous benchmark (50 containers going away) otherwise runs into the next one's figures.
+ * Returns the idle share seen last and how long it waited.
+ */
+export async function waitForQuiet(opts: { idleShare: number; maxMs: number }): Promise<{ idle: number; waitedMs: number }> {
+  const started = Date.now();
+  let idle = 0;
+  do {
+    const a = await cpuTicks();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const b = await cpuTicks();
+    idle = (b.idle - a.idle) / Math.max(1, b.total - a.total);
+  } while (idle < opts.idleShare && Date.now() - started < opts.maxMs);
+  return { idle, waitedMs: Date.now() - started };
+}

@@ -9,7 +9,7 @@ import { leftoverHosts, removeLeftovers, type BenchContext } from './bed.js';
 import { snapshotDist } from './knit-run.js';
 import { releaseRunLock, takeRunLock } from './run-lock.js';
 import { BENCHMARKS, NOT_DONE, type Benchmark } from './list.js';
-import { machineInfo } from './machine.js';
+import { machineInfo, waitForQuiet } from './machine.js';
 import { markdown, printSection, type Section } from './report.js';
 
 interface Args {
@@ -38,11 +38,16 @@ function parseArgs(argv: string[]): Args {
 /** Set by SIGINT/SIGTERM: the hosts are being stopped, and what a benchmark still reports is not printed. */
 let stopping = false;
 
+/** Before each benchmark: wait (up to a minute) for the CPUs to be this idle, so one benchmark's clean-up is not in the next one's figures. */
+const QUIET_IDLE_SHARE = 0.8;
+const QUIET_MAX_MS = 60_000;
+
 const log = (message: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 
 /** One benchmark within its budget; past budget + grace its hosts are stopped under it and it counts as failed. */
 async function runOne(b: Benchmark, quick: boolean): Promise<Section> {
   const budget = quick ? b.budgetMs.quick : b.budgetMs.full;
+  const quiet = await waitForQuiet({ idleShare: QUIET_IDLE_SHARE, maxMs: QUIET_MAX_MS });
   const ctx: BenchContext = { quick, deadline: Date.now() + budget, progress: (m) => log(`  ${m}`) };
   const started = performance.now();
   const load = loadavg().map((l) => l.toFixed(1)).join(', ');
@@ -60,7 +65,9 @@ async function runOne(b: Benchmark, quick: boolean): Promise<Section> {
     section = { id: b.id, title: b.title, rows: [], notes: [], failed: err instanceof Error ? err.message.slice(0, 2_000) : String(err) };
   }
   section.elapsedMs = performance.now() - started;
-  section.notes.push(`Load average (1, 5, 15 min) when it started: ${load}.`);
+  section.notes.push(
+    `Load average (1, 5, 15 min) when it started: ${load}; CPUs ${Math.round(quiet.idle * 100)}% idle over the 2 s before (waited ${Math.round(quiet.waitedMs / 1000)} s for them to settle).`,
+  );
   return section;
 }
 

@@ -129,6 +129,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ? setInterval(() => {
         overlay.liveHosts()
           .then((live) => ipam.reclaimLost({ live, now: Date.now(), afterMs: config.reclaimAfterSeconds * 1000 }))
+          .then((reclaimed) => overlay.forgetHosts(reclaimed))
           .catch((err) => log.warn('liveness check failed', { error: describe(err) }));
       }, LIVENESS_INTERVAL_MS)
     : undefined;

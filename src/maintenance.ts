@@ -16,12 +16,14 @@ export interface SweepReport {
   restoredAddresses: number;
   staleEndpoints: number;
   leakedAddresses: number;
+  /** Overlay segment memberships put right (left without a network, or missing with one). */
+  segments: number;
 }
 
 export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Datapath; log: Logger; now?: number }): Promise<SweepReport> {
   const { driver, ipam, kernel, log } = a;
   const now = a.now ?? Date.now();
-  const report: SweepReport = { orphanNetworks: 0, restoredAddresses: 0, staleEndpoints: 0, leakedAddresses: 0 };
+  const report: SweepReport = { orphanNetworks: 0, restoredAddresses: 0, staleEndpoints: 0, leakedAddresses: 0, segments: 0 };
   for (const net of await driver.networks()) {
     // dockerd releases a network's pools just before DeleteNetwork, and also when it gave up on a
     // CreateNetwork whose reply a crash lost: either way the network is gone.
@@ -66,6 +68,11 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
     } catch (err) {
       log.warn('could not release a leaked address', { address: addr.ip, error: describe(err) });
     }
+  }
+  try {
+    report.segments = await driver.reconcileSegments();
+  } catch (err) {
+    log.warn('could not put overlay segment memberships right', { error: describe(err) });
   }
   if (Object.values(report).some((n) => n > 0)) log.info('swept', { ...report });
   return report;

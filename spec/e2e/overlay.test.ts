@@ -118,6 +118,30 @@ test('a container removed on one host is gone from the others\' forwarding table
   await waitFor('its MAC gone from host A and C', async () => !(await fdb(A)).includes(mac) && !(await fdb(C)).includes(mac), { timeoutMs: 15_000 });
 });
 
+test('an overlay removed from every host can be made again with other settings, and its VNI is free again', async () => {
+  const create = (h: number, vni: number, subnet: string, name: string) =>
+    docker(h, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '-o', 'knit.mode=overlay', '-o', `knit.vni=${vni}`, '--subnet', subnet, name], { reject: false });
+  /** Succeeds, or fails the test with dockerd's message. */
+  const made = async (h: number, vni: number, subnet: string, name: string) => expect((await create(h, vni, subnet, name)).stderr).toBe('');
+  const vxlans = async (h: number) => (await hosts[h].exec(['ip', '-d', 'link', 'show', 'type', 'vxlan'])).stdout;
+  await made(A, 5001, '10.51.0.0/24', 'ov2');
+  await made(B, 5001, '10.51.0.0/24', 'ov2');
+  await docker(A, ['network', 'rm', 'ov2']);
+  // B still has it: its settings stand.
+  const refused = await create(A, 5002, '10.51.0.0/24', 'ov2');
+  expect(refused.exitCode).not.toBe(0);
+  expect(refused.stderr).toMatch(/knit\.vni 5001, not 5002/);
+  await docker(B, ['network', 'rm', 'ov2']);
+  // Its VXLAN device went with it.
+  expect(await vxlans(B)).not.toMatch(/vxlan id 5001 /);
+  await made(A, 5002, '10.51.0.0/24', 'ov2');
+  expect(await vxlans(A)).toMatch(/vxlan id 5002 /);
+  await made(B, 5001, '10.52.0.0/24', 'ov3');
+  expect(await vxlans(B)).toMatch(/vxlan id 5001 /);
+  await docker(A, ['network', 'rm', 'ov2']);
+  await docker(B, ['network', 'rm', 'ov3']);
+});
+
 test('store outage: existing traffic flows, new endpoints fail cleanly, and creates work again once it is back', async () => {
   const ipB = await ipOf(B, 'b1');
   await store.stop();

@@ -20,6 +20,9 @@ export interface SegmentRecord {
   vni: number;
   range?: string;
   gateway?: string;
+  /** The hosts that have a network on it; the last to leave removes it. Records written before
+   *  hosts were listed lack it and are kept forever. */
+  hosts?: string[];
 }
 
 /** What a VXLAN device holds: FDB entries "mac dst" and neighbours ip -> mac (the kernel's own reading has this shape). */

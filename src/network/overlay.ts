@@ -23,6 +23,7 @@ export interface OverlayDeps {
 
 /** Store keys of the control plane; `hosts/<id>` lives exactly as long as that host's lease. */
 export const K = {
+  segments: 'overlay/segments/',
   segment: (sk: string) => `overlay/segments/${sk}`,
   vnis: 'overlay/vnis/',
   vni: (v: number) => `overlay/vnis/${v}`,
@@ -35,6 +36,8 @@ export const K = {
 export const segmentKey = (net: { ipv4: Array<{ subnet: string }> }): string => subnetKey(parseCidr(net.ipv4[0].subnet));
 
 type Published = Omit<RemoteEndpoint, 'id' | 'host'>;
+
+const SEGMENT_ATTEMPTS = 20;
 
 export class Overlay {
   private lease?: Lease;
@@ -66,17 +69,24 @@ export class Overlay {
     await this.lease?.revoke().catch(() => undefined);
   }
 
-  /** Joins (or defines) the segment of an overlay network; returns its VNI. */
+  /** Joins (or defines) the segment of an overlay network, as one of its hosts; returns its VNI. */
   async defineSegment(spec: { ipv4: Array<{ subnet: string; gateway?: string }>; vni?: number }, range?: string): Promise<number> {
     const sk = segmentKey(spec);
+    const me = this.deps.hostId;
     const wanted = { subnet: spec.ipv4[0].subnet, vni: spec.vni, range, gateway: spec.ipv4[0].gateway };
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < SEGMENT_ATTEMPTS; attempt++) {
       const entry = await this.deps.cluster.get(K.segment(sk));
       const existing = mergeSegment(entry ? decode<SegmentRecord>(entry) : undefined, wanted);
-      if (existing) return existing.vni;
+      if (entry && existing) {
+        // A record written before segments listed their hosts (no `hosts`) is kept as it is, forever.
+        if (!existing.hosts || existing.hosts.includes(me)) return existing.vni;
+        const joined: SegmentRecord = { ...existing, hosts: [...existing.hosts, me] };
+        if ((await this.deps.cluster.commit([{ key: entry.key, value: encode(joined), expect: entry.revision }])) !== null) return existing.vni;
+        continue;
+      }
       const taken = new Set((await this.deps.cluster.list(K.vnis)).map((e) => Number(e.key.slice(K.vnis.length))));
       const vni = spec.vni ?? chooseVni(taken);
-      const record: SegmentRecord = { subnet: wanted.subnet, vni, ...(range ? { range } : {}), ...(wanted.gateway ? { gateway: wanted.gateway } : {}) };
+      const record: SegmentRecord = { subnet: wanted.subnet, vni, ...(range ? { range } : {}), ...(wanted.gateway ? { gateway: wanted.gateway } : {}), hosts: [me] };
       const ok = await this.deps.cluster.commit([
         { key: K.segment(sk), value: encode(record), expect: 0 },
         { key: K.vni(vni), value: sk, expect: 0 },
@@ -90,6 +100,59 @@ export class Overlay {
       }
     }
     throw unavailable('the cluster store is too busy to define the overlay segment; try again');
+  }
+
+  /**
+   * `host` no longer has a network on the segment of `subnet`. The last host to leave removes the
+   * segment and frees its VNI, so the overlay can be defined again with other settings.
+   */
+  async leaveSegment(subnet: string, host = this.deps.hostId): Promise<void> {
+    const sk = subnetKey(parseCidr(subnet));
+    for (let attempt = 0; attempt < SEGMENT_ATTEMPTS; attempt++) {
+      const entry = await this.deps.cluster.get(K.segment(sk));
+      const record = entry ? decode<SegmentRecord>(entry) : undefined;
+      if (!entry || !record?.hosts?.includes(host)) return;
+      const hosts = record.hosts.filter((h) => h !== host);
+      const writes: Write[] = hosts.length
+        ? [{ key: entry.key, value: encode({ ...record, hosts }), expect: entry.revision }]
+        : [{ key: entry.key, value: null, expect: entry.revision }, { key: K.vni(record.vni), value: null }];
+      if ((await this.deps.cluster.commit(writes)) !== null) {
+        if (!hosts.length) this.deps.log.info('overlay segment removed: no host has it any more', { subnet: record.subnet, vni: record.vni });
+        return;
+      }
+    }
+    throw unavailable('the cluster store is too busy to leave the overlay segment; try again');
+  }
+
+  /** Lost hosts (their addresses reclaimed) leave every segment they were on. */
+  async forgetHosts(hosts: string[]): Promise<void> {
+    if (hosts.length === 0) return;
+    const segments = await this.segments();
+    for (const host of hosts) for (const r of segments.filter((x) => x.hosts?.includes(host))) await this.leaveSegment(r.subnet, host);
+  }
+
+  /**
+   * This host's memberships made to match its overlay networks `local`: it leaves the segments it has no
+   * network for and is listed again on those it has (the others may have reclaimed it as lost during a
+   * long outage). Returns how many memberships changed.
+   */
+  async reconcileSegments(local: Array<{ ipv4: Array<{ subnet: string; gateway?: string }>; vni?: number }>): Promise<number> {
+    const me = this.deps.hostId;
+    const segments = new Map((await this.segments()).map((r) => [segmentKey({ ipv4: [r] }), r]));
+    const wanted = new Map(local.map((n) => [segmentKey(n), n]));
+    let changed = 0;
+    for (const [sk, r] of segments) {
+      if (r.hosts?.includes(me) && !wanted.has(sk)) (await this.leaveSegment(r.subnet), changed++);
+    }
+    for (const [sk, net] of wanted) {
+      const r = segments.get(sk);
+      if (!r || (r.hosts && !r.hosts.includes(me))) (await this.defineSegment(net), changed++);
+    }
+    return changed;
+  }
+
+  private async segments(): Promise<SegmentRecord[]> {
+    return (await this.deps.cluster.list(K.segments)).map((e) => decode<SegmentRecord>(e));
   }
 
   /** A local overlay network now exists: program what the other hosts publish for its segment. */

@@ -40,6 +40,8 @@ export function planEndpoint(net: NetworkRecord, ep: EndpointRecord): LinkOp[] {
 
 export const planEndpointRemoval = (ep: EndpointRecord): LinkOp[] => [{ op: 'link-del', name: ep.hostIf }];
 
+/** Its endpoints' veths, its VXLAN device (an overlay's: enslaved to the bridge, it would outlive it), its bridge. */
 export function planNetworkRemoval(net: NetworkRecord, eps: EndpointRecord[]): LinkOp[] {
-  return [...eps.flatMap(planEndpointRemoval), { op: 'link-del', name: net.bridge }];
+  const vxlan: LinkOp[] = net.mode === 'overlay' && net.vni ? [{ op: 'link-del', name: vxlanName(net.vni) }] : [];
+  return [...eps.flatMap(planEndpointRemoval), ...vxlan, { op: 'link-del', name: net.bridge }];
 }

@@ -56,7 +56,8 @@ export function planReconcile(a: { nets: NetworkRecord[]; eps: EndpointRecord[];
   const orphans: LinkOp[] = [];
   for (const l of a.links) {
     const m = l.alias ? ALIAS.exec(l.alias) : null;
-    if (!m || m[1] === 'vx' || owned.has(`${m[1]}:${m[2]}`)) continue;
+    // A VXLAN device belongs to its network.
+    if (!m || owned.has(`${m[1] === 'vx' ? 'net' : m[1]}:${m[2]}`)) continue;
     // A veth peer carries no alias of its own; deleting the host end removes both.
     orphans.push({ op: 'link-del', name: l.name });
     findings.push(`link ${l.name} (${l.alias}) has no record`);

@@ -81,10 +81,23 @@ export class NetworkDriver {
         await this.undo(() => this.deps.kernel.remove(planNetworkRemoval(net, [])));
         await this.undo(() => this.deps.firewall.removeNetwork(net));
         await this.deps.store.commit([{ key: keys.network(net.id), value: null }]);
+        if (net.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.leaveSegment(net.ipv4[0].subnet));
         throw err;
       }
       this.deps.log.info('network created', { network: short(net.id), bridge: net.bridge, mode: net.mode, subnets: [...net.ipv4, ...net.ipv6].map((s) => s.subnet) });
     }));
+  }
+
+  /**
+   * Makes this host's segment memberships match its overlay networks: it leaves those it has no network
+   * for (a crash or a store outage at delete) and is listed again on those it has (after the others
+   * reclaimed it as lost during a long outage). Returns how many memberships changed.
+   */
+  async reconcileSegments(): Promise<number> {
+    const control = this.deps.overlay?.control;
+    if (!control) return 0;
+    // Under the lock of every network: no CreateNetwork is between joining its segment and saving its record.
+    return this.locks.run(ALL, async () => control.reconcileSegments((await this.networks()).filter((n) => n.mode === 'overlay')));
   }
 
   private async joinSegment(net: NetworkRecord): Promise<void> {
@@ -115,6 +128,8 @@ export class NetworkDriver {
         for (const ep of eps) if (net.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.unpublish(net, ep));
         await this.deps.kernel.remove(planNetworkRemoval(net, eps));
         await this.deps.firewall.removeNetwork(net);
+        // Best effort: if the store is away, the sweep leaves the segment later (reconcileSegments).
+        if (net.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.leaveSegment(net.ipv4[0].subnet));
         this.deps.log.info('network deleted', { network: short(id), bridge: net.bridge, staleEndpoints: eps.length });
       }),
     );

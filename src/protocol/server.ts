@@ -85,7 +85,7 @@ export async function listen(app: express.Express, socket: string): Promise<Serv
  * re-parents every req and res it is given (Object.setPrototypeOf); V8 then rebuilds their hidden classes
  * and Node's own HTTP code goes megamorphic, which cost 150-230 µs a call on the test host: four times
  * Node's whole HTTP handling, more than knit's own work. Created with the right prototypes, that step
- * changes nothing. Measured: an empty express app 4,500-5,800 calls/s, this way 17,800-20,800 (bench/RESULTS.md).
+ * changes nothing. Measured: an empty express app 4,500-5,800 calls/s, this way 17,800-20,800 (README, Performance).
  */
 function serverFor(app: express.Express): Server {
   class Request extends IncomingMessage {}
