@@ -47,7 +47,7 @@ async function burstOnce(bed: Bed, network: string, tag: string): Promise<Burst>
 }
 
 export async function burst(ctx: BenchContext): Promise<Section> {
-  const rounds = ctx.quick ? 1 : 3;
+  const rounds = ctx.quick ? 1 : 5;
   return withBed('benchbu', async (bed) => {
     const net: Record<Driver, string> = { knit: 'bu-knit', builtin: 'bu-builtin' };
     for (const d of DRIVERS) await createNetwork(bed, d, net[d]);
