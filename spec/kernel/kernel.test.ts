@@ -9,7 +9,7 @@ assertThrowawayNetns();
 
 const kernel = new Kernel();
 const alias = (role: string, n: number): string => `knit:${role}:${String(n).padStart(12, '0')}`;
-const LINKS = ['kntkbr1', 'kntkbr2', 'kntkbr3', 'kntkbr4', 'kntkbr5', 'kntkbr6', 'kntkul', 'kntkh1', 'kntkh2', 'kntkv1'];
+const LINKS = ['kntkbr1', 'kntkbr2', 'kntkbr3', 'kntkbr4', 'kntkbr5', 'kntkbr6', 'kntkul', 'kntkh1', 'kntkh2', 'kntkv1', 'kntkg1', 'kntkg2', 'kntkg3', 'kntkg4', 'kntkg5'];
 
 async function link(name: string): Promise<LinkState | undefined> {
   return (await kernel.links()).find((l) => l.name === name);
@@ -83,6 +83,26 @@ describe('links', () => {
     expect(err.message).toBe('creating bridge kntkbr1 failed: File exists');
     expect(await link('kntkbr3')).toBeUndefined();
     expect(await link('kntkbr1')).toMatchObject({ kind: 'bridge', up: true, addrs: ['10.77.0.1/24', 'fd77::1/64'] });
+  });
+
+  test('concurrent calls share ip processes; one failing call is undone alone and the others are made', async () => {
+    const veth = (n: number): Op => ({ op: 'veth-add', name: `kntkg${n}`, peer: `kntkp${n}`, mtu: 1500, master: 'kntkbr1', alias: alias('ep', 100 + n) });
+    const before = spawnCounts();
+    const results = await Promise.allSettled([
+      kernel.apply([veth(1)]),
+      kernel.apply([veth(2)]),
+      // Its first op is made, its second fails (kntkbr1 exists): the first must be taken back.
+      kernel.apply([veth(3), { op: 'bridge-add', name: 'kntkbr1', mtu: 1500, alias: alias('net', 1) }]),
+      kernel.apply([veth(4)]),
+      kernel.apply([veth(5)]),
+    ]);
+    const spawned = spawnCounts().ip - before.ip;
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+    expect(((results[2] as PromiseRejectedResult).reason as Error).message).toBe('creating bridge kntkbr1 failed: File exists');
+    for (const n of [1, 2, 4, 5]) expect(await link(`kntkg${n}`)).toMatchObject({ kind: 'veth', master: 'kntkbr1', alias: alias('ep', 100 + n) });
+    expect(await link('kntkg3')).toBeUndefined();
+    // 1 alone, then 2-5 together (fails at 3), then 4-5 again, then the undo of 3: fewer than one per call plus undo.
+    expect(spawned).toBeLessThan(6);
   });
 
   test('a failing forwarding entry takes back the links of the same call', async () => {
