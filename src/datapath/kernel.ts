@@ -38,6 +38,10 @@ function locate(a: { ops: Op[]; lines: BatchLine[]; failure: BatchFailure }): { 
   return { done: opsBefore(lines, lines.length), failed: neigh.length === 1 ? neigh[0] : undefined };
 }
 
+/** The error of a batch: what failed, the tool's words, and a note if undoing the earlier steps failed too. */
+const failedOp = (what: string, failure: BatchFailure, undone: string): KnitError =>
+  new KnitError('internal', `${what} failed: ${failure.words}${undone}`);
+
 /** A call waiting for a shared `ip` batch. */
 interface SharedCall {
   ops: Op[];
@@ -78,8 +82,7 @@ export class Kernel {
       const { done, failed } = locate({ ops, lines, failure });
       applied.push(...done);
       const undone = await this.undo(applied.map((i) => ops[i]));
-      const what = failed === undefined ? `running ${lines.length} ${tool} commands` : describeOp(ops[failed]);
-      throw new KnitError('internal', `${what} failed: ${failure.words}${undone}`);
+      throw failedOp(failed === undefined ? `running ${lines.length} ${tool} commands` : describeOp(ops[failed]), failure, undone);
     }
   }
 
@@ -120,13 +123,8 @@ export class Kernel {
       starts.push(merged.length);
       merged.push(...call.lines);
     }
-    let r: RunResult;
-    try {
-      r = await this.batch({ tool: 'ip', lines: merged, force: false });
-    } catch (err) {
-      for (const call of group) call.settle(err as Error);
-      return;
-    }
+    // A spawn failure rejects here, and flushShared hands it to every call of the group.
+    const r = await this.batch({ tool: 'ip', lines: merged, force: false });
     if (r.exitCode === 0) return group.forEach((call) => call.settle());
     const failure = parseBatchErrors(r.stderr, r.exitCode)[0];
     const at = failure.line === undefined || failure.line > merged.length ? -1 : failure.line - 1;
@@ -134,14 +132,14 @@ export class Kernel {
     if (at >= 0) starts.forEach((start, i) => void (start <= at && (culprit = i)));
     if (culprit < 0) {
       // ip named no line (as a lone call's batch, nothing is undone: an op that never ran must not be taken back).
-      for (const call of group) call.settle(new KnitError('internal', `running ${call.lines.length} ip commands failed: ${failure.words}`));
+      for (const call of group) call.settle(failedOp(`running ${call.lines.length} ip commands`, failure, ''));
       return;
     }
     group.slice(0, culprit).forEach((call) => call.settle());
     const call = group[culprit];
     const within = at - starts[culprit];
     const undone = await this.undo(opsBefore(call.lines, within).map((i) => call.ops[i]));
-    call.settle(new KnitError('internal', `${describeOp(call.ops[call.lines[within].index])} failed: ${failure.words}${undone}`));
+    call.settle(failedOp(describeOp(call.ops[call.lines[within].index]), failure, undone));
     this.waiting.unshift(...group.slice(culprit + 1));
   }
 

@@ -88,11 +88,7 @@ export class NetworkDriver {
     }));
   }
 
-  /**
-   * Makes this host's segment memberships match its overlay networks: it leaves those it has no network
-   * for (a crash or a store outage at delete) and is listed again on those it has (after the others
-   * reclaimed it as lost during a long outage). Returns how many memberships changed.
-   */
+  /** Overlay.reconcileSegments with this host's overlay networks; returns how many memberships changed. */
   async reconcileSegments(): Promise<number> {
     const control = this.deps.overlay?.control;
     if (!control) return 0;

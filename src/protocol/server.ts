@@ -1,4 +1,4 @@
-// The express app on the plugin's unix socket: one handler for every call, errors as 500.
+// The express app on the plugin's unix socket: raw bodies, one adapter for every route, errors as 500.
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import { createConnection } from 'node:net';
@@ -54,7 +54,6 @@ export function createApp(a: { routes: Record<string, Route>; log: Logger; ready
 
 /** The reply as one string with its length: Node writes headers and body in one write (res.json would make two). */
 function send(res: Response, status: number, body: unknown): void {
-  if (res.writableEnded || res.destroyed) return;
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
