@@ -20,7 +20,13 @@ import { CallMetrics } from './protocol/metrics.js';
 import { spawnCounts } from './datapath/exec.js';
 import { openLocalStore } from './store/local.js';
 import { openClusterStore } from './store/open.js';
-import { Overlay } from './network/overlay.js';
+import { Overlay } from './network/overlay/index.js';
+import { HostLease } from './network/overlay/lease.js';
+import { Segments } from './network/overlay/segments.js';
+import { HostRecordWatch } from './network/overlay/watch.js';
+import { keys as ipamKeys, type PoolRecord } from './ipam/records.js';
+import { subnetKey } from './ipam/pools.js';
+import { decode } from './store/records.js';
 import { boundPorts } from './datapath/sockets.js';
 import type { Store } from './store/types.js';
 
@@ -39,8 +45,17 @@ async function ensureHostId(store: Store): Promise<string> {
   const existing = await store.get(keys.hostId);
   if (existing) return existing.value;
   const id = randomBytes(8).toString('hex');
-  await store.commit([{ key: keys.hostId, value: id, expect: 0 }]);
-  return (await store.get(keys.hostId))!.value;
+  if ((await store.commit([{ key: keys.hostId, value: id, expect: 0 }])) !== null) return id;
+  // Another start wrote it first (the guard failed): that one stands.
+  const won = await store.get(keys.hostId);
+  if (!won) throw new KnitError('internal', 'the host ID was neither written nor found in the local store');
+  return won.value;
+}
+
+/** The --ip-range of the pool knit's IPAM holds for `subnet` ('' for none); undefined when it holds none. */
+async function poolRange(cluster: Store, subnet: string): Promise<string | undefined> {
+  const entry = await cluster.get(ipamKeys.pool(subnetKey(parseCidr(subnet))));
+  return entry ? (decode<PoolRecord>(entry).range ?? '') : undefined;
 }
 
 /** Forwarding must be on for NAT and published ports; say so clearly when knit cannot turn it on. */
@@ -82,8 +97,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const kernel = new Kernel({ log: log.isDebugEnabled() ? (line) => log.debug('kernel', line) : undefined });
   await checkForwarding(kernel, log);
   const ul = config.advertise ? await underlay(kernel, config.advertise) : undefined;
-  // With a cluster store every host keeps a liveness key under its lease, overlays or not.
-  const overlay = cluster !== local || ul ? new Overlay({ cluster, hostId, vtep: ul?.vtep, kernel, log, leaseTtlSeconds: LEASE_TTL_SECONDS }) : undefined;
+  // With a cluster store every host keeps a liveness key under its lease, overlays or not; the overlay needs KNIT_ADVERTISE.
+  const lease = cluster !== local || ul ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS }) : undefined;
+  const watch = lease ? new HostRecordWatch({ cluster, hostId, lease, log }) : undefined;
+  const overlay = ul && lease && watch ? new Overlay({ cluster, hostId, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu }, kernel, log, lease, watch }) : undefined;
+  const segments = overlay?.segments ?? new Segments({ cluster, hostId, log });
   const firewall = new IptablesFirewall(kernel, log);
   let sweepSoon = (): void => undefined;
   const ipam = new Ipam({
@@ -96,7 +114,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   });
   const driver = new NetworkDriver({
     store: local, kernel, firewall, log, boundPorts,
-    overlay: ul && overlay ? { control: overlay, vtep: ul.vtep, underlayMtu: ul.underlayMtu } : undefined,
+    overlay,
+    poolRange: (subnet) => poolRange(cluster, subnet),
   });
   // Listen first: dockerd gives a plugin seconds to answer, and Activate/GetCapabilities need no state.
   let markReady!: () => void;
@@ -117,7 +136,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status }), log, ready, metrics });
   const server: Server = await listen(app, config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
-  await overlay?.start(await driver.networks(), await driver.endpoints());
+  overlay?.load(await driver.networks(), await driver.endpoints());
+  await lease?.start();
   markReady();
   // What a crash interrupted (a network dockerd gave up on, an address never used) goes at once.
   await sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
@@ -125,11 +145,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const timer = setInterval(runSweep, SWEEP_INTERVAL_MS);
   timer.unref();
   // Quarantine and reclaim of hosts whose lease lapsed (cluster stores only).
-  const liveness = overlay && cluster !== local
+  const liveness = lease && cluster !== local
     ? setInterval(() => {
-        overlay.liveHosts()
+        lease.liveHosts()
           .then((live) => ipam.reclaimLost({ live, now: Date.now(), afterMs: config.reclaimAfterSeconds * 1000 }))
-          .then((reclaimed) => overlay.forgetHosts(reclaimed))
+          .then((reclaimed) => segments.forgetHosts(reclaimed))
           .catch((err) => log.warn('liveness check failed', { error: describe(err) }));
       }, LIVENESS_INTERVAL_MS)
     : undefined;
@@ -151,7 +171,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
-      await overlay?.stop();
+      watch?.close();
+      await lease?.stop();
       if (cluster !== local) await cluster.close();
       await local.close();
     },

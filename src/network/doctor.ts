@@ -4,7 +4,8 @@ import type { Logger } from '../log.js';
 import type { IptablesFirewall } from './firewall.js';
 import { isDockerBridge } from './firewall-plan.js';
 import { planReconcile } from './reconcile.js';
-import type { Datapath, NetworkDriver } from './service.js';
+import type { Datapath } from './datapath.js';
+import type { NetworkDriver } from './service.js';
 
 export interface DoctorReport {
   findings: string[];

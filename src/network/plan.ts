@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { LinkOp } from '../datapath/ops.js';
 import { aliasFor, vethNames, vxlanName } from '../datapath/names.js';
-import { VXLAN_PORT } from './overlay-plan.js';
+import { VXLAN_PORT } from './overlay/plan.js';
 import type { EndpointRecord, NetworkRecord } from './records.js';
 
 export const DEFAULT_MTU = 1500;

@@ -1,8 +1,11 @@
 // Host-local records of networks and endpoints, kept in the embedded store under the state dir.
 import type { NetworkSpec } from './spec.js';
 
-/** `vni` and `vtep` are set for overlays once the segment is known. */
-export type NetworkRecord = NetworkSpec & { createdAt: string; vtep?: string };
+/**
+ * `vni` and `vtep` are set for overlays once the segment is known; `ipRange` is the --ip-range knit's IPAM holds
+ * for an overlay's pool ('' for none), which every host of the segment must share.
+ */
+export type NetworkRecord = NetworkSpec & { createdAt: string; vtep?: string; ipRange?: string };
 
 export interface PortMapping {
   proto: 'tcp' | 'udp' | 'sctp';

@@ -1,8 +1,7 @@
 // The one route table: each protocol path, how its body is decoded, and the domain call it makes.
-import type { Ipam } from '../ipam/service.js';
 import { ADDRESS_SPACES } from '../ipam/pools.js';
-import type { NetworkDriver } from '../network/service.js';
 import { badRequest } from '../errors.js';
+import type { IpamApi, NetworkApi } from './api.js';
 import { decode } from './decode.js';
 import { GATEWAY_REQUEST, ipamRequests as ir, type IpamDataWire, networkRequests as nr } from './wire.js';
 import type { IpamConfig } from '../network/spec.js';
@@ -16,8 +15,8 @@ export interface Route {
 }
 
 export interface Handlers {
-  network: NetworkDriver;
-  ipam: Ipam;
+  network: NetworkApi;
+  ipam: IpamApi;
   /** Reconciles records and kernel on demand (`knit doctor`). */
   doctor: () => Promise<object>;
   /** Call timings, processes spawned, memory (`knit status`, benchmarks). */

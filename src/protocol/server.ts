@@ -72,7 +72,7 @@ export async function listen(app: express.Express, socket: string): Promise<Serv
     s.once('error', reject);
   }).finally(() => process.umask(umask));
   await chmod(socket, 0o600);
-  // dockerd keeps idle connections for 30 s; closing sooner races its reuse (protocol.md 1.4).
+  // dockerd keeps idle connections for 30 s; closing sooner races its reuse (docs/protocol.md, Connections).
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 70_000;
   server.requestTimeout = 60_000;
@@ -82,9 +82,9 @@ export async function listen(app: express.Express, socket: string): Promise<Serv
 /**
  * An HTTP server for `app` whose requests and replies are created with express's prototypes. express
  * re-parents every req and res it is given (Object.setPrototypeOf); V8 then rebuilds their hidden classes
- * and Node's own HTTP code goes megamorphic, which cost 150-230 µs a call on the test host: four times
- * Node's whole HTTP handling, more than knit's own work. Created with the right prototypes, that step
- * changes nothing. Measured: an empty express app 4,500-5,800 calls/s, this way 17,800-20,800 (README, Performance).
+ * and Node's own HTTP code goes megamorphic, which costs more per call than Node's whole HTTP handling and
+ * knit's own work together. Created with the right prototypes, that step changes nothing (figures in
+ * bench/RESULTS.md).
  */
 function serverFor(app: express.Express): Server {
   class Request extends IncomingMessage {}

@@ -1,4 +1,4 @@
-// The plugin protocol's request shapes, with its own PascalCase field names (reference/protocol.md).
+// The plugin protocol's request shapes, with its own PascalCase field names (docs/protocol.md).
 import { z } from 'zod';
 import { ADDRESS_SPACES } from '../ipam/pools.js';
 
@@ -8,7 +8,7 @@ const optionalString = (what: string) => z.string({ error: `${what} must be a st
 /** Docker sends null, {} or a map; values are arbitrary JSON. */
 const optionMap = z.record(z.string(), z.unknown(), { error: 'Options must be an object' }).nullable().optional();
 
-export const ipamData = z.object({
+const ipamData = z.object({
   AddressSpace: optionalString('AddressSpace'),
   Pool: z.string({ error: 'IPAMData.Pool must be a string' }).max(64),
   Gateway: optionalString('IPAMData.Gateway'),
@@ -62,10 +62,6 @@ export const ipamRequests = {
   releaseAddress: z.object({ PoolID: poolIdField, Address: z.string({ error: 'Address must be a string' }).max(64) }),
 };
 
-export type CreateNetworkRequest = z.infer<typeof networkRequests.createNetwork>;
-export type CreateEndpointRequest = z.infer<typeof networkRequests.createEndpoint>;
-export type JoinRequest = z.infer<typeof networkRequests.join>;
-export type ConnectivityRequest = z.infer<typeof networkRequests.connectivity>;
 export type IpamDataWire = z.infer<typeof ipamData>;
 
 export const GATEWAY_REQUEST = 'com.docker.network.gateway';

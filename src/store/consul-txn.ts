@@ -1,10 +1,7 @@
 // How a commit becomes one Consul transaction (PUT /v1/txn), and how Consul's answer becomes the commit's outcome.
 import { KnitError, unavailable } from '../errors.js';
 import type { TxnKv, TxnResponse } from './consul-client.js';
-import type { Check, Write } from './types.js';
-
-/** maxTxnOps in Consul's agent/txn_endpoint.go; more is refused with HTTP 413, so it is refused here first. */
-const MAX_TXN_OPS = 64;
+import { type Check, MAX_TXN_OPS, type Write } from './types.js';
 
 export interface TxnPlan {
   ops: { KV: TxnKv }[];
@@ -44,6 +41,7 @@ export function planCommit({ root, writes, checks }: { root: string; writes: Wri
     add(w.lease ? { Verb: 'lock', Key: key, Value: value, Session: w.lease.id } : { Verb: 'set', Key: key, Value: value });
   }
   for (const c of checks) guard(root + c.key, c.expect);
+  // Consul refuses more with HTTP 413 (maxTxnOps in its agent/txn_endpoint.go): refused here first, with a reason.
   if (plan.ops.length > MAX_TXN_OPS) {
     const what = `${writes.length} writes, ${checks.length} checks`;
     throw new KnitError('internal', `a Consul transaction holds at most ${MAX_TXN_OPS} operations, and this commit (${what}) needs ${plan.ops.length}; split it`);

@@ -4,6 +4,19 @@
 // (JSON records are encoded one layer up, in records.ts). Every entry carries the
 // revision of its last modification, monotonically increasing across the whole store,
 // so a compare-and-set can name exactly the version it read.
+import { KnitError } from '../errors.js';
+
+/**
+ * The most operations one commit may hold in every backend: Consul refuses a transaction of more than 64
+ * operations (HTTP 413); etcd's default limit (--max-txn-ops) is 128; the embedded store has none.
+ */
+export const MAX_TXN_OPS = 64;
+
+/**
+ * The most writes one commit may hold whatever they are: in Consul's verbs a write takes at most three
+ * operations (a guard, a delete, a set or lock).
+ */
+export const MAX_WRITES_PER_COMMIT = Math.floor(MAX_TXN_OPS / 3);
 
 export interface Entry {
   key: string;
@@ -75,4 +88,21 @@ export async function put(store: Store, key: string, value: string, expect?: num
 
 export async function remove(store: Store, key: string, expect?: number): Promise<boolean> {
   return (await store.commit([{ key, value: null, expect }])) !== null;
+}
+
+/**
+ * Unguarded writes too many for one commit, committed in consecutive commits of MAX_WRITES_PER_COMMIT (not
+ * atomically as a whole). Returns the revision of the last one. A guarded write here is a mistake: its guard
+ * could hold in one batch and fail in another.
+ */
+export async function commitInBatches(store: Store, writes: Write[]): Promise<number> {
+  if (writes.some((w) => w.expect !== undefined)) throw new KnitError('internal', 'commitInBatches takes unguarded writes only');
+  let revision = 0;
+  for (let i = 0; i < writes.length; i += MAX_WRITES_PER_COMMIT) {
+    const done = await store.commit(writes.slice(i, i + MAX_WRITES_PER_COMMIT));
+    // Without a guard a commit either applies or throws; null here means the backend broke its contract.
+    if (done === null) throw new KnitError('internal', `the ${store.kind} store refused unguarded writes as if a guard had failed`);
+    revision = done;
+  }
+  return revision;
 }

@@ -1,8 +1,8 @@
 // Pure: what an overlay's VXLAN device must hold for the remote endpoints the store lists, and the diff.
-import type { FdbOp, NeighOp } from '../datapath/ops.js';
-import type { VxlanEntries } from '../datapath/parse.js';
-import { ZERO_MAC } from '../datapath/names.js';
-import { badRequest, conflict } from '../errors.js';
+import type { FdbOp, NeighOp } from '../../datapath/ops.js';
+import type { VxlanEntries } from '../../datapath/parse.js';
+import { ZERO_MAC } from '../../datapath/names.js';
+import { badRequest, conflict } from '../../errors.js';
 
 /** An endpoint another host publishes for a segment. */
 export interface RemoteEndpoint {
@@ -61,13 +61,21 @@ export function diffEntries(dev: string, current: Entries, desired: Entries): { 
 }
 
 /** The segment this host's definition joins: checks it against the first one, or makes a new one. */
-export function mergeSegment(existing: SegmentRecord | undefined, wanted: { subnet: string; vni?: number; range?: string; gateway?: string }): SegmentRecord | undefined {
+/** What a host asks of a segment. `range`: its --ip-range, '' for none, undefined when its IPAM is not knit's (unknown). */
+export interface SegmentWanted {
+  subnet: string;
+  vni?: number;
+  range?: string;
+  gateway?: string;
+}
+
+export function mergeSegment(existing: SegmentRecord | undefined, wanted: SegmentWanted): SegmentRecord | undefined {
   if (!existing) return undefined;
   const differs = (what: string, theirs: unknown, ours: unknown) => {
     throw conflict(`overlay ${wanted.subnet} already exists with ${what} ${String(theirs ?? '(none)')}, not ${String(ours ?? '(none)')}; create it with the same settings on every host`);
   };
   if (wanted.vni !== undefined && wanted.vni !== existing.vni) differs('knit.vni', existing.vni, wanted.vni);
-  if ((wanted.range ?? '') !== (existing.range ?? '')) differs('ip-range', existing.range, wanted.range);
+  if (wanted.range !== undefined && wanted.range !== (existing.range ?? '')) differs('ip-range', existing.range, wanted.range || undefined);
   if (wanted.gateway && existing.gateway && wanted.gateway !== existing.gateway) differs('gateway', existing.gateway, wanted.gateway);
   return existing;
 }

@@ -1,0 +1,127 @@
+// Endpoint lifecycle: create (with its overlay record), delete, join, leave, and what EndpointOperInfo shows.
+import { conflict } from '../../errors.js';
+import { validateMac } from '../../datapath/names.js';
+import { contains, parseAddrCidr } from '../../ipam/cidr.js';
+import { short } from '../../log.js';
+import { endpointNames, macFor, planEndpoint, planEndpointRemoval } from '../plan.js';
+import { type EndpointRecord, keys, type NetworkRecord } from '../records.js';
+import type { JoinReply } from './deps.js';
+import { flowsOf, PORTS, type DriverState } from './state.js';
+
+export interface EndpointRequest {
+  networkId: string;
+  endpointId: string;
+  address?: string;
+  addressV6?: string;
+  mac?: string;
+  options: Record<string, unknown>;
+}
+
+export class Endpoints {
+  constructor(private readonly s: DriverState) {}
+
+  async create(req: EndpointRequest): Promise<{ mac: string }> {
+    return this.s.onEndpoint(req.networkId, req.endpointId, async () => {
+      const net = await this.s.requireNetwork(req.networkId);
+      const mac = req.mac ? validateMac(req.mac) : macFor(req.endpointId);
+      checkAddress(net, req.address, 4);
+      checkAddress(net, req.addressV6, 6);
+      // Before anything is written: an overlay on a knit without KNIT_ADVERTISE is refused here.
+      const overlay = net.mode === 'overlay' ? this.s.overlayFor(net) : undefined;
+      const existing = await this.s.endpoint(req.networkId, req.endpointId);
+      if (existing) {
+        if (existing.address !== req.address || existing.addressV6 !== req.addressV6 || existing.mac !== mac) {
+          throw conflict(`endpoint ${short(req.endpointId)} already exists with other addresses`);
+        }
+        return { mac };
+      }
+      const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId), mac, ports: [], createdAt: new Date().toISOString() };
+      if (req.address) ep.address = req.address;
+      if (req.addressV6) ep.addressV6 = req.addressV6;
+      await this.s.save(keys.endpoint(net.id, ep.id), ep);
+      try {
+        await this.s.deps.kernel.apply(planEndpoint(net, ep));
+      } catch (err) {
+        await this.s.forget(keys.endpoint(net.id, ep.id));
+        throw err;
+      }
+      try {
+        await overlay?.publish(net, ep);
+      } catch (err) {
+        await this.s.undo(() => this.s.deps.kernel.remove(planEndpointRemoval(ep)));
+        await this.s.forget(keys.endpoint(net.id, ep.id));
+        throw err;
+      }
+      this.s.deps.log.info('endpoint created', { network: short(net.id), endpoint: short(ep.id), address: ep.address, addressV6: ep.addressV6, mac, veth: ep.hostIf });
+      return { mac };
+    });
+  }
+
+  /** `onlyIf` is checked under the network's lock against the record as it is then (the sweep decides on an older read). */
+  async delete(networkId: string, endpointId: string, onlyIf?: (ep: EndpointRecord) => boolean): Promise<boolean> {
+    return this.s.onEndpoint(networkId, endpointId, async () => {
+      const ep = await this.s.endpoint(networkId, endpointId);
+      if (!ep || (onlyIf && !onlyIf(ep))) return false;
+      // The record goes first: a crash after it leaves an unowned link, which reconcile removes.
+      await this.s.forget(keys.endpoint(networkId, endpointId));
+      await this.s.deps.kernel.remove(planEndpointRemoval(ep));
+      const net = await this.s.network(networkId);
+      // Without KNIT_ADVERTISE nothing of this knit's was published (its records expire with the lease they had).
+      const overlay = net?.mode === 'overlay' ? this.s.deps.overlay : undefined;
+      if (net && overlay) await this.s.undo(() => overlay.unpublish(net, ep));
+      if (net && ep.ports.length) {
+        await this.s.locks.run(PORTS, async () => this.s.deps.firewall.syncNetwork(net, await this.s.endpoints(networkId)));
+        await this.s.deps.kernel.flushConntrack(flowsOf(ep.ports));
+      }
+      this.s.deps.log.info('endpoint deleted', { network: short(networkId), endpoint: short(endpointId) });
+      return true;
+    });
+  }
+
+  async join(req: { networkId: string; endpointId: string; sandboxKey: string; options: Record<string, unknown> }): Promise<JoinReply> {
+    return this.s.onEndpoint(req.networkId, req.endpointId, async () => {
+      const net = await this.s.requireNetwork(req.networkId);
+      const ep = await this.s.requireEndpoint(req.networkId, req.endpointId);
+      if (ep.sandboxKey !== req.sandboxKey || ep.leftAt) {
+        const { leftAt: _, ...joined } = ep;
+        await this.s.save(keys.endpoint(net.id, ep.id), { ...joined, sandboxKey: req.sandboxKey });
+      }
+      const reply: JoinReply = { srcName: ep.peerIf, disableGatewayService: net.internal };
+      if (!net.internal) {
+        const gw4 = net.ipv4.find((s) => s.gateway)?.gateway;
+        const gw6 = net.ipv6.find((s) => s.gateway)?.gateway;
+        if (gw4) reply.gateway = gw4.split('/')[0];
+        if (gw6 && ep.addressV6) reply.gatewayV6 = gw6.split('/')[0];
+      }
+      this.s.deps.log.info('endpoint joined', { network: short(net.id), endpoint: short(ep.id), sandbox: req.sandboxKey.split('/').pop() });
+      return reply;
+    });
+  }
+
+  /** The record says the endpoint left: if knit dies before DeleteEndpoint, dockerd forgets it, and the sweep then does too. */
+  async leave(networkId: string, endpointId: string): Promise<void> {
+    await this.s.onEndpoint(networkId, endpointId, async () => {
+      const ep = await this.s.endpoint(networkId, endpointId);
+      if (!ep || ep.sandboxKey === undefined) return;
+      const { sandboxKey: _, ...left } = ep;
+      await this.s.save(keys.endpoint(networkId, endpointId), { ...left, leftAt: new Date().toISOString() });
+    });
+  }
+
+  async info(networkId: string, endpointId: string): Promise<Record<string, unknown>> {
+    const ep = await this.s.endpoint(networkId, endpointId);
+    if (!ep) return {};
+    return { hostInterface: ep.hostIf, mac: ep.mac, address: ep.address, addressV6: ep.addressV6, ports: ep.ports };
+  }
+}
+
+function checkAddress(net: NetworkRecord, cidr: string | undefined, family: 4 | 6): void {
+  if (!cidr) return;
+  const { ip } = parseAddrCidr(cidr, family === 4 ? 'Interface.Address' : 'Interface.AddressIPv6');
+  const subnets = family === 4 ? net.ipv4 : net.ipv6;
+  const inside = subnets.some((s) => {
+    const sub = parseAddrCidr(s.subnet).cidr;
+    return sub.family === family && contains(sub, ip);
+  });
+  if (!inside) throw conflict(`address ${cidr} is not in any IPv${family} subnet of network ${short(net.id)}`);
+}

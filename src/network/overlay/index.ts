@@ -1,0 +1,103 @@
+// The overlay control plane, as the driver uses it: segments defined once cluster-wide, this host's endpoints
+// published under its lease, and the other hosts' endpoints programmed into the local VXLAN devices.
+//
+// The parts: segments.ts (define, leave, forget, reconcile), publication.ts (an endpoint's record),
+// lease.ts (HostLease: this host's lease, liveness key and published records), watch.ts (HostRecordWatch:
+// the other hosts' records, per prefix), peers.ts (those endpoints into the kernel), plan.ts (pure).
+//
+// A new kind of per-host record (names, WireGuard public keys) plugs in beside the endpoints, without this
+// class: give it a prefix below which every key names its host; before `lease.start()`, `lease.keep(key, value)`
+// for each record this host already has (from its local state) and `watch.add({ prefix, hostOf, reset, change })`
+// for the others'; while running, `lease.put(key, value)` / `lease.drop(key)`. Records go under the lease and are
+// re-written after an outage; this host's keys under the prefix that the lease does not hold are deleted at each
+// reconnect; `reset` gets every other host's records after each reconnect, then `change` each watch event.
+// `lease.onConnected(hook)` runs after each reconnect, for anything else that must follow one.
+import { vxlanName } from '../../datapath/names.js';
+import { KnitError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { Store } from '../../store/types.js';
+import type { Datapath } from '../datapath.js';
+import type { EndpointRecord, NetworkRecord } from '../records.js';
+import { segmentKey } from './keys.js';
+import type { HostLease } from './lease.js';
+import { Peers } from './peers.js';
+import { endpointKey, endpointValue } from './publication.js';
+import { Segments, type SegmentSpec } from './segments.js';
+import type { HostRecordWatch } from './watch.js';
+
+export interface OverlayDeps {
+  cluster: Store;
+  hostId: string;
+  /** This host's underlay (KNIT_ADVERTISE): without it there is no Overlay, only the lease. */
+  underlay: { vtep: string; mtu: number };
+  kernel: Datapath;
+  log: Logger;
+  lease: HostLease;
+  watch: HostRecordWatch;
+}
+
+/** An overlay network's VXLAN device: it carries the network's VNI. */
+const device = (net: NetworkRecord): string => {
+  if (net.vni === undefined) throw new KnitError('internal', `overlay network ${net.id.slice(0, 12)} has no VNI in its record`);
+  return vxlanName(net.vni);
+};
+
+export class Overlay {
+  readonly segments: Segments;
+  private readonly peers: Peers;
+
+  constructor(private readonly deps: OverlayDeps) {
+    this.segments = new Segments(deps);
+    this.peers = new Peers(deps);
+    deps.watch.add(this.peers);
+  }
+
+  get vtep(): string {
+    return this.deps.underlay.vtep;
+  }
+
+  get underlayMtu(): number {
+    return this.deps.underlay.mtu;
+  }
+
+  /** Before the lease starts: this host's overlay networks and endpoints, from its local records. */
+  load(nets: NetworkRecord[], eps: EndpointRecord[]): void {
+    for (const net of nets.filter((n) => n.mode === 'overlay' && n.vni !== undefined)) {
+      this.peers.adopt(segmentKey(net), device(net));
+      for (const ep of eps.filter((e) => e.networkId === net.id)) this.deps.lease.keep(this.key(net, ep), endpointValue(this.vtep, ep));
+    }
+  }
+
+  defineSegment(spec: SegmentSpec): Promise<number> {
+    return this.segments.define(spec);
+  }
+
+  leaveSegment(subnet: string): Promise<void> {
+    return this.segments.leave(subnet);
+  }
+
+  reconcileSegments(local: SegmentSpec[]): Promise<number> {
+    return this.segments.reconcile(local);
+  }
+
+  /** A local overlay network now exists: program what the other hosts publish for its segment. */
+  attach(net: NetworkRecord): Promise<void> {
+    return this.peers.attach(segmentKey(net), device(net));
+  }
+
+  detach(net: NetworkRecord): void {
+    this.peers.detach(segmentKey(net), device(net));
+  }
+
+  publish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    return this.deps.lease.put(this.key(net, ep), endpointValue(this.vtep, ep));
+  }
+
+  unpublish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    return this.deps.lease.drop(this.key(net, ep));
+  }
+
+  private key(net: NetworkRecord, ep: EndpointRecord): string {
+    return endpointKey({ hostId: this.deps.hostId, net, ep });
+  }
+}

@@ -1,0 +1,121 @@
+// This host's lease in the cluster store: its liveness key and every record it publishes live under it, and
+// are written again under a new lease after an outage. Records of any kind (endpoints, names, keys) use it.
+import { describe, unavailable } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { encode } from '../../store/records.js';
+import { commitInBatches, type Lease, type Store, type Write } from '../../store/types.js';
+import { K } from './keys.js';
+
+export interface HostLeaseDeps {
+  cluster: Store;
+  hostId: string;
+  /** This host's VTEP, written into its liveness key for operators; absent without KNIT_ADVERTISE. */
+  vtep?: string;
+  log: Logger;
+  ttlSeconds: number;
+}
+
+/** Run after every (re)connect, in the order added, with the revision the host's records were written at. */
+export type ConnectedHook = (revision: number) => Promise<void>;
+
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MS = 2_000;
+
+export class HostLease {
+  private lease?: Lease;
+  /** Store key -> value of every record this host publishes: re-written under each new lease. */
+  private readonly records = new Map<string, string>();
+  private readonly hooks: ConnectedHook[] = [];
+  private stopped = false;
+  private reconnecting = false;
+
+  constructor(private readonly deps: HostLeaseDeps) {}
+
+  /** The lease now held; undefined while the store is unreachable or the lease was lost. */
+  current(): Lease | undefined {
+    return this.lease;
+  }
+
+  onConnected(hook: ConnectedHook): void {
+    this.hooks.push(hook);
+  }
+
+  /** A record this host already publishes (known from its local state before start): written at connect. */
+  keep(key: string, value: string): void {
+    this.records.set(key, value);
+  }
+
+  /** Whether `key` is one of this host's records now (a key of ours that is not is stale). */
+  owns(key: string): boolean {
+    return this.records.has(key);
+  }
+
+  /** Writes a record under the lease now, and again after every reconnect. */
+  async put(key: string, value: string): Promise<void> {
+    const lease = this.lease;
+    if (!lease) throw unavailable(`the cluster store (${this.deps.cluster.kind}) is unreachable; this host's records cannot be published until it answers`);
+    // Known before it is written: a resync meanwhile must not take it for a stale record of ours.
+    this.records.set(key, value);
+    try {
+      // Unguarded: the commit applies or throws (a lease lost meanwhile is an error, not null).
+      await this.deps.cluster.commit([{ key, value, lease }]);
+    } catch (err) {
+      if (this.records.get(key) === value) this.records.delete(key);
+      throw err;
+    }
+  }
+
+  /** Forgets a record first (a reconnect does not bring it back), then deletes it. */
+  async drop(key: string): Promise<void> {
+    this.records.delete(key);
+    await this.deps.cluster.commit([{ key, value: null }]);
+  }
+
+  /** Connects now, or keeps trying in the background when the store does not answer. */
+  async start(): Promise<void> {
+    await this.connect().catch((err) => {
+      this.deps.log.error('cluster store unreachable at start; this host\'s records follow when it returns', { error: describe(err) });
+      this.reconnect();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.lease?.revoke().catch(() => undefined);
+  }
+
+  /** Hosts whose lease is alive now (their liveness key exists). */
+  async liveHosts(): Promise<Set<string>> {
+    return new Set((await this.deps.cluster.list(K.hosts)).map((e) => e.key.slice(K.hosts.length)));
+  }
+
+  /** A new lease, the liveness key and every record under it, then the hooks (the watches of the others' records). */
+  private async connect(): Promise<void> {
+    const lease = await this.deps.cluster.grantLease(this.deps.ttlSeconds);
+    const liveness = encode({ vtep: this.deps.vtep, since: new Date().toISOString() });
+    const writes: Write[] = [{ key: K.host(this.deps.hostId), value: liveness, lease }];
+    for (const [key, value] of this.records) writes.push({ key, value, lease });
+    const revision = await commitInBatches(this.deps.cluster, writes);
+    this.lease = lease;
+    lease.onLost(() => {
+      if (this.lease === lease) this.lease = undefined;
+      this.deps.log.warn('cluster lease lost; re-publishing when the store answers', { store: this.deps.cluster.kind });
+      this.reconnect();
+    });
+    for (const hook of this.hooks) await hook(revision);
+    this.deps.log.info('cluster lease held', { store: this.deps.cluster.kind, vtep: this.deps.vtep, published: this.records.size });
+  }
+
+  private reconnect(): void {
+    if (this.reconnecting || this.stopped) return;
+    this.reconnecting = true;
+    const attempt = (): void => {
+      if (this.stopped) return;
+      this.connect().then(
+        () => (this.reconnecting = false),
+        () => setTimeout(attempt, RETRY_MS).unref(),
+      );
+    };
+    setTimeout(attempt, RETRY_FIRST_MS).unref();
+  }
+}

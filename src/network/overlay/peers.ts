@@ -1,0 +1,100 @@
+// The other hosts' overlay endpoints, programmed into this host's VXLAN devices: one queue, each segment's
+// kernel entries made exactly what the store lists.
+import { describe } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { decode } from '../../store/records.js';
+import type { Entry, WatchEvent } from '../../store/types.js';
+import type { Datapath } from '../datapath.js';
+import { K, parseEndpointKey, type PublishedEndpoint } from './keys.js';
+import { desiredEntries, diffEntries, type Entries, type RemoteEndpoint } from './plan.js';
+import type { HostRecords } from './watch.js';
+
+export class Peers implements HostRecords {
+  readonly prefix = K.endpoints;
+  private readonly local = new Map<string, string>(); // segment -> VXLAN device
+  private readonly remotes = new Map<string, Map<string, RemoteEndpoint>>(); // segment -> host/id -> endpoint
+  private readonly programmed = new Map<string, Entries>(); // device -> entries in the kernel
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: { kernel: Datapath; log: Logger }) {}
+
+  hostOf(key: string): string | undefined {
+    return parseEndpointKey(key)?.host;
+  }
+
+  /** A local VXLAN device for `segment` (known at start, or just made): the others' endpoints go into it. */
+  attach(segment: string, device: string): Promise<void> {
+    this.local.set(segment, device);
+    return this.reprogram(segment);
+  }
+
+  /** Known at start: programmed at the first reset, with everything else. */
+  adopt(segment: string, device: string): void {
+    this.local.set(segment, device);
+  }
+
+  detach(segment: string, device: string): void {
+    this.local.delete(segment);
+    this.programmed.delete(device);
+  }
+
+  async reset(entries: Entry[]): Promise<void> {
+    this.remotes.clear();
+    for (const e of entries) {
+      const r = parseRemote(e.key, e.value);
+      if (r) this.remember(r.segment, r.remote);
+    }
+    await Promise.all([...this.local.keys()].map((sk) => this.reprogram(sk)));
+  }
+
+  change(ev: WatchEvent): void {
+    const r = parseRemote(ev.key, ev.type === 'put' ? ev.value : undefined);
+    if (!r) return;
+    if (ev.type === 'put') this.remember(r.segment, r.remote);
+    else this.remotes.get(r.segment)?.delete(`${r.remote.host}/${r.remote.id}`);
+    void this.reprogram(r.segment);
+  }
+
+  private remember(segment: string, r: RemoteEndpoint): void {
+    let m = this.remotes.get(segment);
+    if (!m) this.remotes.set(segment, (m = new Map()));
+    m.set(`${r.host}/${r.id}`, r);
+  }
+
+  /** Serialised: the kernel's entries for one segment become exactly what the store lists. */
+  private reprogram(segment: string): Promise<void> {
+    this.queue = this.queue.then(async () => {
+      const dev = this.local.get(segment);
+      if (!dev) return;
+      const desired = desiredEntries([...(this.remotes.get(segment)?.values() ?? [])]);
+      try {
+        // What knit programmed is remembered only while it runs: after a restart or a failure, ask the kernel, so that
+        // entries of endpoints that went away meanwhile are removed too.
+        const current = this.programmed.get(dev) ?? (await this.deps.kernel.vxlanEntries(dev));
+        const { add, del } = diffEntries(dev, current, desired);
+        if (del.length) await this.deps.kernel.remove(del);
+        if (add.length) await this.deps.kernel.apply(add);
+        this.programmed.set(dev, desired);
+        if (add.length || del.length) this.deps.log.info('overlay entries programmed', { device: dev, added: add.length, removed: del.length });
+      } catch (err) {
+        this.programmed.delete(dev);
+        this.deps.log.error('overlay entries failed', { device: dev, error: describe(err) });
+      }
+    });
+    return this.queue;
+  }
+}
+
+/** An endpoint record as a remote endpoint (a deletion carries no value); undefined for a malformed one. */
+export function parseRemote(key: string, value: string | undefined): { segment: string; remote: RemoteEndpoint } | undefined {
+  const k = parseEndpointKey(key);
+  if (!k) return undefined;
+  const { segment, host, id } = k;
+  if (value === undefined) return { segment, remote: { id, host, vtep: '', mac: '' } };
+  try {
+    const p = decode<PublishedEndpoint>({ key, value, revision: 0 });
+    return { segment, remote: { id, host, vtep: p.vtep, mac: p.mac, ip: p.ip, ipv6: p.ipv6 } };
+  } catch {
+    return undefined;
+  }
+}
