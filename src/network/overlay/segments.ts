@@ -6,7 +6,7 @@ import type { Logger } from '../../log.js';
 import { decode, encode } from '../../store/records.js';
 import type { Store, Write } from '../../store/types.js';
 import { K, segmentKey } from './keys.js';
-import { chooseVni, mergeSegment, type SegmentRecord } from './plan.js';
+import { chooseVni, mergeSegment, type SegmentRecord, type SegmentWanted } from './plan.js';
 
 /** What a segment is defined from: an overlay network's first IPv4 subnet, its knit.vni and its --ip-range. */
 export interface SegmentSpec {
@@ -25,7 +25,7 @@ export class Segments {
   /** Joins (or defines) the segment of an overlay network, as one of its hosts; returns its VNI. */
   async define(spec: SegmentSpec): Promise<number> {
     const sk = segmentKey(spec);
-    const wanted = { subnet: spec.ipv4[0].subnet, vni: spec.vni, range: spec.ipRange, gateway: spec.ipv4[0].gateway };
+    const wanted: SegmentWanted = { subnet: spec.ipv4[0].subnet, vni: spec.vni, range: spec.ipRange, gateway: spec.ipv4[0].gateway };
     for (let attempt = 0; attempt < SEGMENT_ATTEMPTS; attempt++) {
       const entry = await this.deps.cluster.get(K.segment(sk));
       const existing = mergeSegment(entry ? decode<SegmentRecord>(entry) : undefined, wanted);
@@ -52,7 +52,7 @@ export class Segments {
   }
 
   /** A new segment with the lowest free VNI (or the one asked for); undefined when another host was first. */
-  private async create(sk: string, wanted: { subnet: string; vni?: number; range?: string; gateway?: string }): Promise<number | undefined> {
+  private async create(sk: string, wanted: SegmentWanted): Promise<number | undefined> {
     const taken = new Set((await this.deps.cluster.list(K.vnis)).map((e) => Number(e.key.slice(K.vnis.length))));
     const vni = wanted.vni ?? chooseVni(taken);
     const record: SegmentRecord = { subnet: wanted.subnet, vni, hosts: [this.deps.hostId] };

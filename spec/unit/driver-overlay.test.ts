@@ -1,5 +1,6 @@
-// An overlay network on a knit started without KNIT_ADVERTISE: the real driver and route table on a real
-// local store in a temp dir, a recording stub for the kernel and firewall; dockerd gets a sentence, nothing changes.
+// Overlay networks through the real driver and route table on a real local store in a temp dir, with a recording
+// stub for the kernel and firewall: without KNIT_ADVERTISE dockerd gets a sentence and nothing changes; with it,
+// the segment is asked for with the pool's --ip-range.
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,8 @@ import type { Op } from '../../src/datapath/ops.js';
 import { createLogger } from '../../src/log.js';
 import type { Datapath } from '../../src/network/datapath.js';
 import { keys, type NetworkRecord } from '../../src/network/records.js';
-import { NetworkDriver } from '../../src/network/service.js';
+import { NetworkDriver, type OverlayControl } from '../../src/network/service.js';
+import type { SegmentSpec } from '../../src/network/overlay/segments.js';
 import type { IpamApi } from '../../src/protocol/api.js';
 import { routeTable } from '../../src/protocol/routes.js';
 import { createApp, listen } from '../../src/protocol/server.js';
@@ -83,4 +85,32 @@ test('CreateEndpoint on an overlay created while knit had KNIT_ADVERTISE names t
   const del = await post(socket, '/NetworkDriver.DeleteNetwork', `{"NetworkID":"${OVERLAY}"}`);
   expect({ status: del.status, raw: del.raw }).toEqual({ status: 200, raw: '{}' });
   expect(await store.get(keys.network(OVERLAY))).toBeUndefined();
+});
+
+test('with KNIT_ADVERTISE, an overlay on knit\'s IPAM asks for its segment with the pool\'s --ip-range', async () => {
+  const asked: SegmentSpec[] = [];
+  const overlay: OverlayControl = {
+    vtep: '192.0.2.1', underlayMtu: 1500,
+    defineSegment: async (spec) => (asked.push(structuredClone(spec)), 5005),
+    leaveSegment: async () => undefined, reconcileSegments: async () => 0, attach: async () => undefined,
+    detach: () => undefined, publish: async () => undefined, unpublish: async () => undefined,
+  };
+  const dir2 = await mkdtemp(join(tmpdir(), 'knit-overlay-range-'));
+  const local = await openLocalStore(join(dir2, 'db'));
+  try {
+    const ranges: Record<string, string> = { '10.220.0.0/24': '10.220.0.128/25' };
+    const driver = new NetworkDriver({
+      store: local, kernel, firewall, log: createLogger('error'), overlay, poolRange: async (subnet) => ranges[subnet],
+      boundPorts: async () => ({ tcp: new Set(), udp: new Set(), sctp: new Set() }),
+    });
+    const generic = { 'com.docker.network.generic': { 'knit.mode': 'overlay' } };
+    await driver.createNetwork({ id: OVERLAY, options: generic, ipv4: [{ addressSpace: 'knit-local', pool: '10.220.0.0/24', aux: {} }], ipv6: [] });
+    // Another IPAM: the range is unknown, so it is not compared.
+    await driver.createNetwork({ id: BRIDGE, options: generic, ipv4: [{ addressSpace: 'default', pool: '10.230.0.0/24', aux: {} }], ipv6: [] });
+    expect(asked.map((a) => [a.ipv4[0].subnet, a.ipRange])).toEqual([['10.220.0.0/24', '10.220.0.128/25'], ['10.230.0.0/24', undefined]]);
+    expect(await driver.network(OVERLAY)).toMatchObject({ vni: 5005, vtep: '192.0.2.1', mtu: 1450, ipRange: '10.220.0.128/25' });
+  } finally {
+    await local.close();
+    await rm(dir2, { recursive: true, force: true });
+  }
 });
