@@ -8,7 +8,7 @@ import { Kernel } from './datapath/kernel.js';
 import { describe, KnitError } from './errors.js';
 import { sweep } from './maintenance.js';
 import { Ipam } from './ipam/service.js';
-import { parseCidr } from './ipam/cidr.js';
+import { parseCidr } from './addr/cidr.js';
 import type { Logger } from './log.js';
 import { reconcile } from './network/doctor.js';
 import { IptablesFirewall } from './network/firewall.js';

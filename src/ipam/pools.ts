@@ -1,6 +1,6 @@
 // Pure pool logic: the KNIT_DEFAULT_POOLS ranges, choosing a free subnet, overlap rules, pool IDs.
 import { badRequest } from '../errors.js';
-import { type Cidr, type Family, formatCidr, overlaps, parseCidr, sameCidr, size } from './cidr.js';
+import { type Cidr, type Family, formatCidr, overlaps, parseCidr, sameCidr, size } from '../addr/cidr.js';
 
 /** A range subnets are carved from when the user gives none: `base` split into /`size` pools. */
 export interface PoolSpec {
@@ -74,5 +74,3 @@ export function parsePoolId(id: unknown): { subnet: Cidr; range?: Cidr } {
   return rangeText === undefined ? { subnet } : { subnet, range: parseCidr(rangeText, 'PoolID range') };
 }
 
-/** Store key fragment for a subnet: "10.20.0.0_24". */
-export const subnetKey = (c: Cidr): string => formatCidr(c).replace('/', '_');

@@ -5,8 +5,8 @@ import { KeyedLock } from '../util/keyed-lock.js';
 import { decode, encode } from '../store/records.js';
 import type { Entry, Store, Write } from '../store/types.js';
 import { AddressBook } from './allocator.js';
-import { type Cidr, type Family, contains, containsCidr, formatCidr, formatIp, parseCidr, parseIp, sameCidr, usableBounds } from './cidr.js';
-import { chooseSubnet, overlapping, parsePoolId, poolId, type PoolSpec, subnetKey } from './pools.js';
+import { type Cidr, type Family, contains, containsCidr, formatCidr, formatIp, parseCidr, parseIp, sameCidr, subnetKey, usableBounds } from '../addr/cidr.js';
+import { chooseSubnet, overlapping, parsePoolId, poolId, type PoolSpec } from './pools.js';
 import { type AddressKind, type AddressRecord, keys, type PoolRecord } from './records.js';
 
 export interface IpamDeps {

@@ -2,8 +2,7 @@
 // host's lease, and every other host's endpoints programmed into the local VXLAN devices.
 import { vxlanName } from '../datapath/names.js';
 import { describe, unavailable } from '../errors.js';
-import { parseCidr } from '../ipam/cidr.js';
-import { subnetKey } from '../ipam/pools.js';
+import { parseCidr, subnetKey } from '../addr/cidr.js';
 import type { Logger } from '../log.js';
 import { decode, encode } from '../store/records.js';
 import type { Lease, Store, Watch, WatchEvent, Write } from '../store/types.js';

@@ -6,7 +6,7 @@ import type { Op, LinkState } from '../datapath/ops.js';
 import type { VxlanEntries } from '../datapath/parse.js';
 import { bridgeName, validateIfName } from '../datapath/names.js';
 import { short, type Logger } from '../log.js';
-import { parseAddrCidr } from '../ipam/cidr.js';
+import { parseAddrCidr } from '../addr/cidr.js';
 import { decode, encode } from '../store/records.js';
 import type { Store } from '../store/types.js';
 import { KeyedLock } from '../util/keyed-lock.js';
