@@ -59,6 +59,10 @@ export function overlapping(subnet: Cidr, held: Cidr[]): Cidr | undefined {
   return held.find((h) => overlaps(h, subnet) && !sameCidr(h, subnet));
 }
 
+/** Whether a pool record's stored ip-range (absent for none) is `range`. */
+export const sameRange = (stored: string | undefined, range: Cidr | undefined): boolean =>
+  (stored ?? '') === (range ? formatCidr(range) : '');
+
 /** Deterministic pool IDs: "knit:<subnet>" or "knit:<subnet>:<range>" (IPv6 subnets hold ':' too). */
 export function poolId(subnet: Cidr, range?: Cidr): string {
   return range ? `knit:${formatCidr(subnet)}~${formatCidr(range)}` : `knit:${formatCidr(subnet)}`;
