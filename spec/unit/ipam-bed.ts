@@ -55,29 +55,34 @@ export function ipamOn(store: Store, hostId: string, extra: { defaultPools?: Poo
   return { ipam, lines };
 }
 
-/**
- * Wraps `store`: the first commit for which `when` holds first runs `interfere` (another host's call), then
- * goes to the store. `lost` counts commits whose guard failed: the test's proof that the race happened.
- */
-export function interfering(store: Store, when: (writes: Write[]) => boolean, interfere: () => Promise<unknown>) {
-  const counts = { fired: 0, lost: 0 };
-  const wrapped: Store = {
+/** `store` with its commit replaced; everything else goes to `store`. */
+export function withCommit(store: Store, commit: Store['commit']): Store {
+  return {
     kind: store.kind,
     get: (key) => store.get(key),
     list: (prefix) => store.list(prefix),
     watch: (prefix, onEvent, after) => store.watch(prefix, onEvent, after),
     grantLease: (ttl) => store.grantLease(ttl),
     close: () => store.close(),
-    commit: async (writes, checks) => {
-      if (counts.fired === 0 && when(writes)) {
-        counts.fired++;
-        await interfere();
-      }
-      const revision = await store.commit(writes, checks);
-      if (revision === null) counts.lost++;
-      return revision;
-    },
+    commit,
   };
+}
+
+/**
+ * Wraps `store`: the first commit for which `when` holds first runs `interfere` (another host's call), then
+ * goes to the store. `lost` counts commits whose guard failed: the test's proof that the race happened.
+ */
+export function interfering(store: Store, when: (writes: Write[]) => boolean, interfere: () => Promise<unknown>) {
+  const counts = { fired: 0, lost: 0 };
+  const wrapped = withCommit(store, async (writes, checks) => {
+    if (counts.fired === 0 && when(writes)) {
+      counts.fired++;
+      await interfere();
+    }
+    const revision = await store.commit(writes, checks);
+    if (revision === null) counts.lost++;
+    return revision;
+  });
   return { store: wrapped, counts };
 }
 

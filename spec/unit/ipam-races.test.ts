@@ -1,6 +1,6 @@
 // IPAM across hosts on one real embedded store: reclaim of a lost host, and compare-and-set races lost on purpose.
 import { keys, type AddressRecord, type PoolRecord } from '../../src/ipam/records.js';
-import { type Bed, interfering, ipamOn, openBed, records, writesKey } from './ipam-bed.js';
+import { type Bed, interfering, ipamOn, openBed, records, withCommit, writesKey } from './ipam-bed.js';
 
 let bed: Bed;
 beforeEach(async () => (bed = await openBed()));
@@ -126,5 +126,31 @@ describe('lost compare-and-set races', () => {
     const stored = await records<AddressRecord>(bed.store, keys.addrs(SK));
     expect(stored.size).toBe(40);
     expect([...stored.values()].filter((r) => r.host === 'a')).toHaveLength(20);
+  });
+});
+
+describe('a store that keeps losing', () => {
+  test('a reclaim that cannot end a quarantine gives up after bounded tries and still reports the hosts it reclaimed', async () => {
+    await sharedPool();
+    const y = ipamOn(bed.store, 'y').ipam;
+    await y.requestPool({ pool: '10.51.0.0/24', v6: false });
+    const a = ipamOn(bed.store, 'a');
+    await a.ipam.requestPool({ pool: '10.50.0.0/24', v6: false });
+    await a.ipam.reclaimLost({ live: new Set(['a']), now: T0, afterMs: GRACE });
+    expect([...(await markers()).keys()].sort()).toEqual([keys.lost('x'), keys.lost('y')]);
+    // Every guarded delete of y's marker loses, as if another host rewrote it each time.
+    let losses = 0;
+    const stuck = withCommit(bed.store, async (writes, checks) => {
+      if (!writes.some((w) => w.key === keys.lost('y') && w.value === null)) return bed.store.commit(writes, checks);
+      losses++;
+      return null;
+    });
+    const sweeper = ipamOn(stuck, 'a');
+    expect(await sweeper.ipam.reclaimLost({ live: new Set(['a']), now: T0 + GRACE, afterMs: GRACE })).toEqual(['x', 'y']);
+    expect(losses).toBe(50);
+    expect(sweeper.lines).toContainEqual(expect.objectContaining({ level: 'warn', message: 'reclaim stopped partway; the next sweep goes on' }));
+    expect(await hostsOf()).toEqual(['a']);
+    expect((await records(bed.store, 'ipam/pools/')).has(keys.pool('10.51.0.0_24'))).toBe(false);
+    expect([...(await markers()).keys()]).toEqual([keys.lost('y')]);
   });
 });

@@ -14,8 +14,6 @@ import { parseLinks, parseRouteDsts, parseVxlanEntries, type VxlanEntries } from
 import { renderBatches } from './render.js';
 import { readSysctl, writeSysctl } from './sysctl.js';
 
-export type { Family };
-
 export interface KernelOptions {
   log?: Log;
 }

@@ -3,7 +3,6 @@
 // and tries again, so a lost race never leaves a half-done reclaim reported as done.
 import { parseCidr, subnetKey } from '../addr/cidr.js';
 import { decode, encode } from '../store/records.js';
-import type { Entry } from '../store/types.js';
 import type { HeldPool, Ledger } from './ledger.js';
 import { type AddressRecord, keys, type PoolRecord } from './records.js';
 
@@ -30,9 +29,11 @@ export async function reclaimOnce(l: Ledger, a: ReclaimPass): Promise<true | und
       // Another host may quarantine it first: then its `since` stands, and the next attempt reads it.
       if (!(await quarantine(l, host, a))) return undefined;
     } else if (a.now - Date.parse(decode<{ since: string }>(e).since) >= a.afterMs) {
-      if (!(await reclaimHost(l, host, e, pools))) return undefined;
+      if (!(await dropFromPools(l, host, pools))) return undefined;
       a.reclaimed.push(host);
       l.deps.log.warn('addresses of a lost host reclaimed', { host });
+      // Lost: the next attempt finds the host in no pool and ends the quarantine as for a returning host.
+      if ((await l.store.commit([{ key: e.key, value: null, expect: e.revision }])) === null) return undefined;
     }
   }
   return true;
@@ -46,15 +47,15 @@ async function quarantine(l: Ledger, host: string, a: ReclaimPass): Promise<bool
 }
 
 /**
- * Drops `host` from every pool it holds, then ends its quarantine. The marker goes only after every pool
- * let the host go: were it deleted with a pool still naming the host, the next sweep would see an absent
- * host with no marker and start its quarantine afresh.
+ * Drops `host` from every pool it holds; false when a pool changed since it was read. The quarantine
+ * marker goes only after this succeeded: were it deleted with a pool still naming the host, the next
+ * sweep would see an absent host with no marker and start its quarantine afresh.
  */
-async function reclaimHost(l: Ledger, host: string, marker: Entry, pools: HeldPool[]): Promise<boolean> {
+async function dropFromPools(l: Ledger, host: string, pools: HeldPool[]): Promise<boolean> {
   for (const p of pools.filter((x) => x.record.hosts.includes(host))) {
     if (!(await dropHost(l, p, host))) return false;
   }
-  return (await l.store.commit([{ key: marker.key, value: null, expect: marker.revision }])) !== null;
+  return true;
 }
 
 /** Deletes the host's addresses (all of them when it was the last holder) and takes it off the pool record. */

@@ -1,13 +1,11 @@
 // The IPAM handler: runs each call under the right lock and retries it when a compare-and-set lost.
-import { unavailable } from '../errors.js';
+import { describe, unavailable } from '../errors.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { type AddressRequest, releaseAddressOnce, requestAddressOnce } from './address-calls.js';
 import { type IpamDeps, Ledger } from './ledger.js';
 import { type PoolAnswer, type PoolRequest, releasePoolOnce, requestPoolOnce } from './pool-calls.js';
 import { ensureOwnedOnce, holdsPool, ownAddresses, reclaimOnce, releaseOwnedOnce } from './reclaim.js';
 import type { AddressRecord } from './records.js';
-
-export type { AddressRequest, IpamDeps, PoolRequest };
 
 /** How many times one call re-reads and tries again after losing a compare-and-set. */
 const CAS_ATTEMPTS = 50;
@@ -62,9 +60,12 @@ export class Ipam {
       const pass = { ...a, reclaimed: [] as string[] };
       try {
         await this.retry(() => reclaimOnce(this.ledger, pass));
-      } finally {
-        if (pass.reclaimed.length) this.ledger.books.clear();
+      } catch (err) {
+        // Hosts already reclaimed must still reach the caller (it forgets their overlay entries).
+        if (!pass.reclaimed.length) throw err;
+        this.ledger.deps.log.warn('reclaim stopped partway; the next sweep goes on', { reclaimed: pass.reclaimed, error: describe(err) });
       }
+      if (pass.reclaimed.length) this.ledger.books.clear();
       return pass.reclaimed;
     });
   }
