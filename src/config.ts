@@ -1,11 +1,7 @@
 // The KNIT_* settings, parsed once from the environment at start (main.ts is the only caller).
 import { badRequest } from './errors.js';
 import { parsePoolSpecs, type PoolSpec } from './ipam/pools.js';
-
-export type StoreUrl =
-  | { kind: 'local' }
-  | { kind: 'consul'; host: string; port: number }
-  | { kind: 'etcd'; endpoints: string[] };
+import type { StoreUrl } from './store/open.js';
 
 export interface Config {
   socket: string;

@@ -1,5 +1,5 @@
 // Address arithmetic, pool choice and pool IDs.
-import { formatCidr, formatIp, parseCidr, parseIp, overlaps, usableBounds } from '../../src/ipam/cidr.js';
+import { formatCidr, formatIp, parseCidr, parseIp, overlaps, usableBounds } from '../../src/addr/cidr.js';
 import { chooseSubnet, parsePoolId, parsePoolSpecs, poolId } from '../../src/ipam/pools.js';
 import { AddressBook } from '../../src/ipam/allocator.js';
 

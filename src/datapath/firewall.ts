@@ -1,7 +1,7 @@
 // knit's iptables state as values: chains of rules, rendered into one iptables-restore batch per family.
 import { badRequest } from '../errors.js';
 import { validateChain, validateIfName } from './names.js';
-import { parseCidr, parseIp } from '../ipam/cidr.js';
+import { parseCidr, parseIp } from '../addr/cidr.js';
 
 export type Table = 'filter' | 'nat';
 

@@ -1,5 +1,5 @@
 // Pure address bookkeeping for one pool: which addresses are taken and which one to hand out next.
-import { type Cidr, contains, usableBounds } from './cidr.js';
+import { type Cidr, contains, usableBounds } from '../addr/cidr.js';
 
 /**
  * Dynamic addresses come from `range` (or the whole subnet), never the network address or the

@@ -1,6 +1,6 @@
 // Pure pool logic: the KNIT_DEFAULT_POOLS ranges, choosing a free subnet, overlap rules, pool IDs.
 import { badRequest } from '../errors.js';
-import { type Cidr, type Family, formatCidr, overlaps, parseCidr, sameCidr, size } from './cidr.js';
+import { type Cidr, type Family, formatCidr, overlaps, parseCidr, sameCidr, size } from '../addr/cidr.js';
 
 /** A range subnets are carved from when the user gives none: `base` split into /`size` pools. */
 export interface PoolSpec {
@@ -59,6 +59,10 @@ export function overlapping(subnet: Cidr, held: Cidr[]): Cidr | undefined {
   return held.find((h) => overlaps(h, subnet) && !sameCidr(h, subnet));
 }
 
+/** Whether a pool record's stored ip-range (absent for none) is `range`. */
+export const sameRange = (stored: string | undefined, range: Cidr | undefined): boolean =>
+  (stored ?? '') === (range ? formatCidr(range) : '');
+
 /** Deterministic pool IDs: "knit:<subnet>" or "knit:<subnet>:<range>" (IPv6 subnets hold ':' too). */
 export function poolId(subnet: Cidr, range?: Cidr): string {
   return range ? `knit:${formatCidr(subnet)}~${formatCidr(range)}` : `knit:${formatCidr(subnet)}`;
@@ -74,5 +78,3 @@ export function parsePoolId(id: unknown): { subnet: Cidr; range?: Cidr } {
   return rangeText === undefined ? { subnet } : { subnet, range: parseCidr(rangeText, 'PoolID range') };
 }
 
-/** Store key fragment for a subnet: "10.20.0.0_24". */
-export const subnetKey = (c: Cidr): string => formatCidr(c).replace('/', '_');

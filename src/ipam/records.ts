@@ -1,5 +1,5 @@
 // IPAM records and where they live in the (possibly cluster-wide) store.
-import type { Family } from './cidr.js';
+import type { Family } from '../addr/cidr.js';
 
 /** One per subnet, shared by every host that asked for it. */
 export interface PoolRecord {

@@ -1,6 +1,6 @@
 // Pure: Docker's port-map option turned into concrete mappings, with host ports checked and chosen.
 import { badRequest, conflict } from '../errors.js';
-import { formatIp, parseIp } from '../ipam/cidr.js';
+import { formatIp, parseIp } from '../addr/cidr.js';
 import type { PortMapping } from './records.js';
 
 const PROTOS: Record<number, PortMapping['proto']> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };

@@ -1,6 +1,6 @@
 // Pure: a CreateNetwork request's options turned into a validated network spec (strict on -o options).
 import { badRequest } from '../errors.js';
-import { type Cidr, contains, formatCidr, formatIp, parseAddrCidr, parseCidr } from '../ipam/cidr.js';
+import { type Cidr, contains, formatCidr, formatIp, parseAddrCidr, parseCidr } from '../addr/cidr.js';
 
 export type Mode = 'bridge' | 'overlay';
 

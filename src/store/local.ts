@@ -2,10 +2,11 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { KnitError, unavailable } from '../errors.js';
 import { EventLog } from './event-log.js';
+import { keyBytes, prefixRange, validateExpect } from './local-keys.js';
 import type { Check, Entry, Lease, Store, Watch, WatchEvent, Write } from './types.js';
 
-const MAX_KEY_BYTES = 1000;
 const REVISION = 'revision';
 /** How often buffered commits are flushed to disk when commits do not sync (see openLocalStore). */
 const FLUSH_INTERVAL_MS = 1000;
@@ -20,13 +21,13 @@ type Applied = { revision: number; events?: WatchEvent[] };
  *
  * Every commit is one LMDB write transaction, so a process killed at any moment loses no
  * commit that resolved and never leaves one half applied. With `sync: true` each commit is
- * also fsynced before it resolves (safe against power loss), but fsync caps one-at-a-time
- * commits at 1,000-1,400/s on the test host. The default, `sync: false` (LMDB's noSync), leaves
- * commits in the OS page cache (about 3,500/s; a process crash loses nothing) and flushes them
- * every second and at close, so an OS crash or power cut can lose the last second of commits.
+ * also fsynced before it resolves (safe against power loss), and fsync bounds how many
+ * one-at-a-time commits go through (bench/RESULTS.md has the figures). The default, `sync: false`
+ * (LMDB's noSync), leaves commits in the OS page cache (a process crash loses nothing) and flushes
+ * them every second and at close, so an OS crash or power cut can lose the last second of commits.
  * Without sync the environment is also opened with a write map: a commit writes its pages into the
- * shared mapping instead of issuing lseek/writev/pwrite for each (9 of the 17 system calls of an
- * IPAM Request+Release pair); a killed process still leaves every resolved commit in the page cache.
+ * shared mapping instead of issuing lseek/writev/pwrite for each, most of the system calls of an
+ * IPAM call; a killed process still leaves every resolved commit in the page cache.
  */
 export async function openLocalStore(dir: string, opts: { sync?: boolean } = {}): Promise<Store> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -88,7 +89,7 @@ class LocalStore implements Store {
   /** Leases here never expire (one host: the holder is this process), so onLost never fires. */
   async grantLease(ttlSeconds: number): Promise<Lease> {
     this.assertOpen();
-    if (!(ttlSeconds > 0)) throw new Error(`a lease needs a positive TTL, got ${ttlSeconds}`);
+    if (!(ttlSeconds > 0)) throw new KnitError('internal', `a lease needs a positive TTL, got ${ttlSeconds}`);
     const id = randomUUID();
     this.liveLeases.add(id);
     return { id, ttlSeconds, onLost: () => undefined, revoke: () => this.revoke(id) };
@@ -137,7 +138,7 @@ class LocalStore implements Store {
     if (this.flushError !== undefined) {
       const cause = this.flushError;
       this.flushError = undefined;
-      return Promise.reject(new Error('the local store could not flush earlier commits to disk', { cause }));
+      return Promise.reject(unavailable('the local store could not flush earlier commits to disk; check the disk holding KNIT_STATE_DIR (free space, I/O errors)', cause));
     }
     return new Promise((resolve, reject) => {
       this.queued.push({ body, resolve, reject });
@@ -146,8 +147,8 @@ class LocalStore implements Store {
   }
 
   /**
-   * Synchronous: with noSync a write transaction costs tens of microseconds, while lmdb's async
-   * batching adds a thread hand-off to every commit (sequential IPAM calls were ~0.8 ms each).
+   * Synchronous: with noSync a write transaction is far cheaper than the thread hand-off lmdb's
+   * async batching adds to every commit, which sequential IPAM calls would each pay.
    */
   private runQueued(): void {
     const jobs = this.queued.splice(0);
@@ -218,12 +219,12 @@ class LocalStore implements Store {
     const seen = new Set<string>();
     for (const w of writes) {
       keyBytes(w.key);
-      if (seen.has(w.key)) throw new Error(`a commit may write a key only once, and ${w.key} appears twice`);
+      if (seen.has(w.key)) throw new KnitError('internal', `a commit may write a key only once, and ${w.key} appears twice`);
       seen.add(w.key);
-      if (typeof w.value !== 'string' && w.value !== null) throw new Error(`the value for ${w.key} is not a string`);
+      if (typeof w.value !== 'string' && w.value !== null) throw new KnitError('internal', `the value for ${w.key} is not a string`);
       if (w.expect !== undefined) validateExpect(w.key, w.expect);
       if (w.lease !== undefined && !this.liveLeases.has(w.lease.id)) {
-        throw new Error(`lease ${w.lease.id} was revoked or was not granted by this store`);
+        throw new KnitError('internal', `lease ${w.lease.id} was revoked or was not granted by this store`);
       }
     }
     for (const c of checks) {
@@ -245,37 +246,6 @@ class LocalStore implements Store {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new Error('the local store is closed');
+    if (this.closed) throw new KnitError('internal', 'the local store is closed');
   }
-}
-
-/** A key as LMDB stores it: UTF-8 bytes, so keys sort by code point as in etcd and Consul. */
-function keyBytes(key: string, limit = true): Buffer {
-  if (typeof key !== 'string' || key === '') throw new Error('a store key must be a non-empty string');
-  const bytes = Buffer.from(key, 'utf8');
-  // A lone surrogate has no UTF-8 form; Buffer.from would quietly turn it into U+FFFD.
-  if (bytes.toString('utf8') !== key) throw new Error(`store key ${JSON.stringify(key)} is not valid Unicode`);
-  if (limit && bytes.length > MAX_KEY_BYTES) {
-    throw new Error(`store key ${key.slice(0, 60)}... is ${bytes.length} bytes long; keys are limited to ${MAX_KEY_BYTES}`);
-  }
-  return bytes;
-}
-
-function validateExpect(key: string, expect: number): void {
-  if (!Number.isSafeInteger(expect) || expect < 0) {
-    throw new Error(`the expected revision for ${key} must be a whole number >= 0, got ${expect}`);
-  }
-}
-
-/** LMDB range bounds covering every key that starts with `prefix` (byte-wise). */
-function prefixRange(prefix: string): { start?: Buffer; end?: Buffer } {
-  if (prefix === '') return {};
-  const start = Buffer.from(prefix, 'utf8');
-  // The first key past the prefix: drop trailing 0xff bytes, then bump the last one.
-  let length = start.length;
-  while (length > 0 && start[length - 1] === 0xff) length--;
-  if (length === 0) return { start };
-  const end = Buffer.from(start.subarray(0, length));
-  end[length - 1]++;
-  return { start, end };
 }

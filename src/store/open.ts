@@ -1,9 +1,14 @@
 // Opens the store named by KNIT_STORE: the embedded one, or a cluster store shared by every host.
-import type { StoreUrl } from '../config.js';
 import type { KnitError } from '../errors.js';
 import { openConsulStore } from './consul.js';
 import { openEtcdStore } from './etcd.js';
 import type { Store } from './types.js';
+
+/** Which store to open, as KNIT_STORE names it (config.ts parses the text into this). */
+export type StoreUrl =
+  | { kind: 'local' }
+  | { kind: 'consul'; host: string; port: number }
+  | { kind: 'etcd'; endpoints: string[] };
 
 export interface ClusterStoreOptions {
   url: StoreUrl;

@@ -1,7 +1,7 @@
 // Endpoint lifecycle: create (with its overlay record), delete, join, leave, and what EndpointOperInfo shows.
 import { conflict } from '../../errors.js';
 import { validateMac } from '../../datapath/names.js';
-import { contains, parseAddrCidr } from '../../ipam/cidr.js';
+import { contains, parseAddrCidr } from '../../addr/cidr.js';
 import { short } from '../../log.js';
 import { endpointNames, macFor, planEndpoint, planEndpointRemoval } from '../plan.js';
 import { type EndpointRecord, keys, type NetworkRecord } from '../records.js';

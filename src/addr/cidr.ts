@@ -88,3 +88,6 @@ export function usableBounds(subnet: Cidr): { first: bigint; last: bigint } {
   if (subnet.family === 6 && hostBits === 0) return { first: subnet.base, last: subnet.base };
   return { first: subnet.base + 1n, last: subnet.family === 4 ? last(subnet) - 1n : last(subnet) };
 }
+
+/** A subnet as one key segment (no '/'): "10.20.0.0_24". */
+export const subnetKey = (c: Cidr): string => formatCidr(c).replace('/', '_');

@@ -1,0 +1,46 @@
+// Forgets connection-tracking flows to published datagram ports, so a mapping change reaches flows that keep sending.
+import type { Family } from '../addr/cidr.js';
+import { describe } from '../errors.js';
+import type { Log } from './batch.js';
+import { run } from './exec.js';
+
+export interface Flow {
+  proto: string;
+  port: number;
+  family: Family;
+}
+
+export class Conntrack {
+  private missing = false;
+
+  constructor(private readonly log: Log) {}
+
+  /**
+   * Forgets the flows to these host ports (UDP and SCTP; TCP flows end on their own). A datagram flow that
+   * keeps sending keeps its entry alive, and with it the old destination: flows created before a mapping
+   * existed bypass it, and flows to a removed container never reach its successor. Docker does the same when
+   * it adds or removes a mapping. Best effort: a missing conntrack tool is reported once.
+   */
+  async flush(flows: Flow[]): Promise<void> {
+    const seen = new Set<string>();
+    for (const f of flows) {
+      if ((f.proto !== 'udp' && f.proto !== 'sctp') || !Number.isInteger(f.port) || f.port < 1 || f.port > 65535) continue;
+      const key = `${f.family}/${f.proto}/${f.port}`;
+      if (seen.has(key) || this.missing) continue;
+      seen.add(key);
+      await this.flushOne(f, key);
+    }
+  }
+
+  private async flushOne(f: Flow, key: string): Promise<void> {
+    try {
+      const r = await run({ tool: 'conntrack', args: ['-D', '-f', f.family === 4 ? 'ipv4' : 'ipv6', '-p', f.proto, '--orig-port-dst', String(f.port)] });
+      // Exit code 1 with "0 flow entries have been deleted" means there was nothing to forget.
+      if (r.exitCode !== 0 && !/0 flow entries/.test(r.stderr)) this.log({ event: 'conntrack flush failed', flow: key, error: r.stderr.trim() });
+    } catch (err) {
+      // Not installed: say so once. Anything else (a timeout) is logged and the next flush tries again.
+      if (/not installed/.test(describe(err))) this.missing = true;
+      this.log({ event: 'conntrack flush failed: published UDP ports may keep stale flows', error: describe(err) });
+    }
+  }
+}
