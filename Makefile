@@ -30,7 +30,7 @@ typecheck: node-deps
 
 test-unit: build
 	@mkdir -p $(RESULTS)
-	$(JEST) --selectProjects unit store --json --outputFile=$(RESULTS)/unit.json
+	$(JEST) --selectProjects unit store --maxWorkers=3 --json --outputFile=$(RESULTS)/unit.json
 
 ## Kernel tests run inside a throwaway network namespace, so they cannot touch the host's links or rules.
 test-kernel: build
