@@ -20,9 +20,11 @@ const SUMMED = COLUMNS.slice(1).map(([key]) => key);
 
 /** A markdown table (it reads as plain text too) with a total row when there is more than one suite. */
 export function formatTable(rows) {
+  // Jest's columns only once its results are joined in (a suite printing its own row has none yet).
+  const columns = COLUMNS.filter(([key]) => !key.startsWith('tests') || rows.some((r) => r[key] !== undefined));
   const all = rows.length > 1 ? [...rows, total(rows)] : rows;
-  const cells = all.map((r) => COLUMNS.map(([key]) => String(r[key] ?? '')));
-  const head = COLUMNS.map(([, title]) => title);
+  const cells = all.map((r) => columns.map(([key]) => String(r[key] ?? '')));
+  const head = columns.map(([, title]) => title);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c) => `| ${c.map((v, i) => (i === 0 ? v.padEnd(widths[i]) : v.padStart(widths[i]))).join(' | ')} |`;
   const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;

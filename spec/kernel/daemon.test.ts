@@ -41,7 +41,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('the call sequence dockerd sends (reference/dockerd-call-trace.md)', () => {
+describe('the call sequence dockerd sends (docs/protocol.md §2)', () => {
   const nid = dockerId();
   const eid = dockerId();
   const bridge = `kn-${nid.slice(0, 12)}`;

@@ -105,7 +105,7 @@ export class ConsulCore {
     for (const run of this.held.splice(0)) run();
   }
 
-  /** Invalidates a session now, as its TTL timer would (the hook consul.md §7 asks for). */
+  /** Invalidates a session now, as its TTL timer would (Consul's own comes only at 2 x TTL: too slow for tests). */
   expireSession(id: string): void {
     this.state.destroySession(id);
   }

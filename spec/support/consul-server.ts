@@ -90,7 +90,7 @@ export class ConsulTestServer {
     await this.command('resume');
   }
 
-  /** Invalidates a session now, as its TTL timer would (the hook consul.md §7 asks for). */
+  /** Invalidates a session now, as its TTL timer would (Consul's own comes only at 2 x TTL: too slow for tests). */
   async expireSession(session: string): Promise<void> {
     await this.command('expireSession', session);
   }
