@@ -30,7 +30,7 @@ typecheck: node-deps
 
 test-unit: build
 	@mkdir -p $(RESULTS)
-	$(JEST) --selectProjects unit store --json --outputFile=$(RESULTS)/unit.json
+	$(JEST) --selectProjects unit store --maxWorkers=3 --json --outputFile=$(RESULTS)/unit.json
 
 ## Kernel tests run inside a throwaway network namespace, so they cannot touch the host's links or rules.
 test-kernel: build
@@ -44,12 +44,12 @@ test-e2e: build
 ## The whole suite: system packages, build, type check, unit, store, kernel and end-to-end tests.
 test: deps build typecheck
 	@rm -rf $(RESULTS); mkdir -p $(RESULTS); bash scripts/testbed-cleanup.sh
-	@status=0; \
+	@status=0; since=$$(date +%s%3N); \
 	$(MAKE) --no-print-directory test-unit || status=1; \
 	$(MAKE) --no-print-directory test-kernel || status=1; \
 	$(MAKE) --no-print-directory test-e2e || status=1; \
 	bash scripts/testbed-cleanup.sh; \
-	node scripts/test-summary.mjs $(RESULTS); \
+	node scripts/test-summary.mjs $(RESULTS) --suites unit,kernel,e2e --since $$since || status=1; \
 	exit $$status
 
 clean-testbed:

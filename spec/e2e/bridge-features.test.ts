@@ -52,17 +52,24 @@ test('outbound NAT: the outside host sees the Docker host address', async () => 
 test('isolation: no traffic across knit networks or to and from Docker bridges, until a container joins both', async () => {
   await create(['iso-a']);
   await create(['iso-b']);
-  await runDetached('iso-ca', ['--network', 'iso-a']);
-  await runDetached('iso-cb', ['--network', 'iso-b']);
-  await runDetached('iso-dk', ['--network', 'bridge']);
+  // A second container on each network: the controls that each source sends and each target answers, right then.
+  for (const [name, net] of [['iso-ca', 'iso-a'], ['iso-ca2', 'iso-a'], ['iso-cb', 'iso-b'], ['iso-cb2', 'iso-b'], ['iso-dk', 'bridge'], ['iso-dk2', 'bridge']]) {
+    await runDetached(name, ['--network', net]);
+  }
+  const ipA2 = await ipOf('iso-ca2', 'iso-a');
   const ipB = await ipOf('iso-cb', 'iso-b');
   const ipDocker = await ipOf('iso-dk', 'bridge');
+  const ipDocker2 = await ipOf('iso-dk2', 'bridge');
+  expect(await ping('iso-ca', ipA2)).toBe(true);
+  expect(await ping('iso-cb2', ipB)).toBe(true);
+  expect(await ping('iso-dk2', ipDocker)).toBe(true);
+  expect(await ping('iso-dk', ipDocker2)).toBe(true);
   expect(await ping('iso-ca', ipB)).toBe(false);
   expect(await ping('iso-ca', ipDocker)).toBe(false);
   expect(await ping('iso-dk', ipB)).toBe(false);
   await host.docker(['network', 'connect', 'iso-b', 'iso-ca']);
   expect(await ping('iso-ca', ipB)).toBe(true);
-  await host.docker(['rm', '-f', 'iso-ca', 'iso-cb', 'iso-dk']);
+  await host.docker(['rm', '-f', 'iso-ca', 'iso-ca2', 'iso-cb', 'iso-cb2', 'iso-dk', 'iso-dk2']);
   await host.docker(['network', 'rm', 'iso-a', 'iso-b']);
 });
 
@@ -82,6 +89,8 @@ test('--internal: members reach each other, nothing gets out', async () => {
   await runDetached('int-1', ['--network', 'intl']);
   await runDetached('int-2', ['--network', 'intl']);
   expect(await ping('int-1', await ipOf('int-2', 'intl'))).toBe(true);
+  // Control: the outside host answers the Docker host itself at this moment.
+  expect((await host.exec(['ping', '-c', '1', '-W', '2', outside.ip], { reject: false })).exitCode).toBe(0);
   expect(await ping('int-1', outside.ip)).toBe(false);
   expect((await host.docker(['exec', 'int-1', 'ip', 'route'])).stdout).not.toContain('default');
   await host.docker(['rm', '-f', 'int-1', 'int-2']);
@@ -92,6 +101,8 @@ test('published ports: from another host, from a sibling (hairpin) and another n
   await create(['pub']);
   await create(['pub-other']);
   await web('pub-web', ['--network', 'pub', '-p', '8080:80', '-p', '9100-9101:80-81']);
+  // Stays up when pub-web goes: the control that published ports still answer when 8080 no longer does.
+  await web('pub-keep', ['--network', 'pub', '-p', '8090:80']);
   await runDetached('pub-sib', ['--network', 'pub']);
   await runDetached('pub-far', ['--network', 'pub-other']);
   await new Promise((r) => setTimeout(r, 500));
@@ -108,9 +119,10 @@ test('published ports: from another host, from a sibling (hairpin) and another n
   const nat = (await host.exec(['iptables-save', '-t', 'nat'])).stdout;
   expect(nat.match(/--dport 8080 /g)?.length).toBe(1);
   await host.docker(['rm', '-f', 'pub-web']);
+  expect((await outsideGet(8090)).stdout.trim()).toBe('port80');
   expect((await outsideGet(8080)).exitCode).not.toBe(0);
   expect((await host.exec(['iptables-save', '-t', 'nat'])).stdout).not.toContain('--dport 8080');
-  await host.docker(['rm', '-f', 'pub-sib', 'pub-far']);
+  await host.docker(['rm', '-f', 'pub-sib', 'pub-far', 'pub-keep']);
   await host.docker(['network', 'rm', 'pub', 'pub-other']);
 });
 
@@ -176,6 +188,8 @@ test('restart: a bridge deleted by hand comes back with traffic when knit restar
   await runDetached('rst-1', ['--network', 'rst']);
   await runDetached('rst-2', ['--network', 'rst']);
   const ip2 = await ipOf('rst-2', 'rst');
+  // Control: traffic flows until the bridge is deleted.
+  expect(await ping('rst-1', ip2)).toBe(true);
   await host.exec(['ip', 'link', 'del', `kn-${id.slice(0, 12)}`]);
   expect(await ping('rst-1', ip2)).toBe(false);
   await knit.restart();

@@ -2,7 +2,7 @@
 // hosts (etcd on the underlay) while knit is SIGKILLed at random moments and restarted; then every invariant holds.
 import { IMAGE, waitFor } from '../support/testbed.js';
 import { abandonEndpoint, remainsOf, type Abandoned } from './support/abandoned.js';
-import { churn } from './support/churn.js';
+import { churn, churnShortfalls } from './support/churn.js';
 import { FaultCluster } from './support/fault-cluster.js';
 import { Tally } from './support/tally.js';
 import { none, verifyCluster, verifyNoLeaks } from './support/verify.js';
@@ -60,11 +60,14 @@ test('120+ container operations on bridge and overlay networks while knit is SIG
   const ops = Object.entries(r.byOp).map(([op, n]) => `${op} ${n.ok}/${n.ok + n.failed}`).join(', ');
   console.log(`churn: ${r.ops} operations (${r.failed} failed), ${r.crashes} SIGKILLs of knit; ok/all by kind: ${ops}`);
   tally.note(`${r.ops} docker operations (ok/all: ${ops}), ${r.crashes} knit SIGKILLs (seed ${SEED})`);
-  expect(tally.check(r.crashes >= 20 ? [] : [`only ${r.crashes} crashes were injected within the time bound`])).toEqual([]);
+  const crashes = r.crashes >= 20 ? [] : [`only ${r.crashes} crashes were injected within the time bound`];
+  // A SIGKILL fails only the operation in flight on that host: nearly all the others must succeed.
+  expect(tally.check([...crashes, ...churnShortfalls(r, { ok: 100, okRatio: 0.8 })])).toEqual([]);
 });
 
 test('afterwards: every container pings, no address is shared, records match endpoints, no orphan link, entry or rule', async () => {
-  const v = await verifyCluster(c, tally);
+  // Each host churns up to 5 containers; one left running per host is the least a meaningful check needs.
+  const v = await verifyCluster(c, tally, { minPinged: 2 });
   inGrace = v.inGrace;
   expect(v.failures).toEqual(none(v.failures));
 });

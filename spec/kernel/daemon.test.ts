@@ -7,7 +7,7 @@ import { parseConfig } from '../../src/config.js';
 import { type Daemon, startDaemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/log.js';
 import { macFor } from '../../src/network/plan.js';
-import { dockerId, post } from '../support/client.js';
+import { dockerId, post, send } from '../support/client.js';
 import { assertThrowawayNetns } from './guard.js';
 
 
@@ -41,7 +41,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe('the call sequence dockerd sends (reference/dockerd-call-trace.md)', () => {
+describe('the call sequence dockerd sends (docs/protocol.md §2)', () => {
   const nid = dockerId();
   const eid = dockerId();
   const bridge = `kn-${nid.slice(0, 12)}`;
@@ -145,6 +145,11 @@ describe('bad input gets a clear error and changes nothing', () => {
 
   test('unknown paths are 404, GET is 404', async () => {
     expect((await post(socket, '/NetworkDriver.Frobnicate', '{}')).status).toBe(404);
+    expect((await send({ socket, method: 'GET', path: '/Plugin.Activate' })).status).toBe(404);
+    expect((await send({ socket, method: 'GET', path: '/NetworkDriver.GetCapabilities' })).status).toBe(404);
+    // Control: the same paths answer a POST.
+    expect((await post(socket, '/Plugin.Activate')).status).toBe(200);
+    expect((await post(socket, '/NetworkDriver.GetCapabilities')).status).toBe(200);
   });
 
   test('an unknown -o option or a bad bridge name creates nothing', async () => {

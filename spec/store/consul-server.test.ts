@@ -1,4 +1,4 @@
-// The Consul test server checked with raw HTTP against Consul's documented behaviour (reference/consul.md), which is
+// The Consul test server checked with raw HTTP against Consul's documented behaviour (docs/store.md), which is
 // what makes it a fair stand-in for Consul when the backend is tested against it.
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { startConsulServer, type ConsulTestServer } from '../support/consul-server.js';
@@ -122,18 +122,52 @@ describe('Consul test server', () => {
     expect(missing.index).toBe(after.index);
   });
 
-  test('a blocking query returns when its prefix changes, not for changes elsewhere', async () => {
+  test('a blocking query on a prefix holding keys returns when its prefix changes, not for changes elsewhere', async () => {
+    await api('PUT', '/v1/kv/bq/a', 'v');
     const { index } = await api('GET', '/v1/kv/bq/?recurse');
     const started = Date.now();
-    const waiting = api('GET', `/v1/kv/bq/?recurse&index=${index}&wait=5s`);
+    let answered = 0;
+    const waiting = api('GET', `/v1/kv/bq/?recurse&index=${index}&wait=5s`).then((r) => ((answered = Date.now()), r));
     await sleep(200);
     await api('PUT', '/v1/kv/not-bq', 'x');
-    await sleep(200);
+    await sleep(300);
+    // Still blocked after the write elsewhere: answered only after the write under the prefix below.
+    const putAt = Date.now();
     await api('PUT', '/v1/kv/bq/k', 'v');
     const r = await waiting;
+    expect(answered).toBeGreaterThanOrEqual(putAt);
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(r.index).toBeGreaterThan(index);
-    expect(r.json<DirEntry[]>()[0].Key).toBe('bq/k');
+    expect(r.json<DirEntry[]>().map((e) => e.Key)).toEqual(['bq/a', 'bq/k']);
+  });
+
+  test('a blocking query on an empty prefix returns early on a write anywhere: 404, empty body, a higher index', async () => {
+    const { status, index } = await api('GET', '/v1/kv/bqe/?recurse');
+    expect(status).toBe(404);
+    const started = Date.now();
+    const waiting = api('GET', `/v1/kv/bqe/?recurse&index=${index}&wait=5s`);
+    const keysWaiting = api('GET', `/v1/kv/bqe/?keys&index=${index}&wait=5s`);
+    await sleep(200);
+    await api('PUT', '/v1/kv/not-bqe', 'x');
+    const [r, keys] = await Promise.all([waiting, keysWaiting]);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(r).toMatchObject({ status: 404, text: '' });
+    expect(r.index).toBeGreaterThan(index);
+    expect(keys).toMatchObject({ status: 404, text: '', index: r.index });
+  });
+
+  test('a prefix emptied by a delete reports its tombstone index and keeps blocking through writes elsewhere', async () => {
+    await api('PUT', '/v1/kv/bqt/k', 'v');
+    await api('DELETE', '/v1/kv/bqt/k');
+    const { status, index } = await api('GET', '/v1/kv/bqt/?recurse');
+    expect(status).toBe(404);
+    const started = Date.now();
+    const waiting = api('GET', `/v1/kv/bqt/?recurse&index=${index}&wait=1s`);
+    await sleep(200);
+    await api('PUT', '/v1/kv/not-bqt', 'x');
+    const r = await waiting;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    expect(r).toMatchObject({ status: 404, index });
   });
 
   test('a blocking query times out after wait (plus at most wait/16) with the same index', async () => {
@@ -262,7 +296,7 @@ describe('Consul test server', () => {
     await api('PUT', '/v1/kv/keep', 'me');
     const { index } = await api('GET', '/v1/kv/keep');
     await srv.stop();
-    await expect(api('GET', '/v1/kv/keep')).rejects.toThrow();
+    await expect(api('GET', '/v1/kv/keep')).rejects.toThrow(/ECONNREFUSED/);
     await srv.start();
     expect((await entry('keep')).Value).toBe(b64('me'));
     await api('PUT', '/v1/kv/keep', 'more');

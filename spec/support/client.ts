@@ -8,10 +8,16 @@ export interface Reply {
 }
 
 export function post(socket: string, path: string, body: unknown = '', timeoutMs = 30_000): Promise<Reply> {
+  return send({ socket, method: 'POST', path, body, timeoutMs });
+}
+
+/** Any method, for the requests dockerd never sends (a GET must be refused like an unknown path). */
+export function send(o: { socket: string; method: string; path: string; body?: unknown; timeoutMs?: number }): Promise<Reply> {
+  const { socket, method, path, body = '', timeoutMs = 30_000 } = o;
   const payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = request(
-      { socketPath: socket, path, method: 'POST', headers: { Accept: 'application/vnd.docker.plugins.v1.2+json' }, timeout: timeoutMs },
+      { socketPath: socket, path, method, headers: { Accept: 'application/vnd.docker.plugins.v1.2+json' }, timeout: timeoutMs },
       (res) => {
         let raw = '';
         res.on('data', (c) => (raw += c));

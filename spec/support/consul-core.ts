@@ -1,5 +1,5 @@
 // The Consul test server itself (run in a worker by consul-server.ts): Consul's HTTP API as knit uses it, with
-// Consul's documented semantics (see /work/shared/reference/consul.md), plus stop/start and pause/resume for outages.
+// Consul's documented semantics (docs/store.md), plus stop/start and pause/resume for outages.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Call, Env, Reply, ServerSettings } from './consul-http.js';
 import { text } from './consul-http.js';
@@ -33,6 +33,8 @@ export class ConsulCore {
   private server: Server | undefined;
   private paused = false;
   private held: (() => void)[] = [];
+  /** KV reads (GET /v1/kv/…): a watch that fails to block again shows up as a count rising while nothing is written. */
+  kvReads = 0;
   private readonly settings: ServerSettings;
   private readonly stateOptions: StateOptions;
 
@@ -103,7 +105,7 @@ export class ConsulCore {
     for (const run of this.held.splice(0)) run();
   }
 
-  /** Invalidates a session now, as its TTL timer would (the hook consul.md §7 asks for). */
+  /** Invalidates a session now, as its TTL timer would (Consul's own comes only at 2 x TTL: too slow for tests). */
   expireSession(id: string): void {
     this.state.destroySession(id);
   }
@@ -134,6 +136,7 @@ export class ConsulCore {
       res.once('close', listener);
       return () => res.off('close', listener);
     };
+    if (req.method === 'GET' && path.startsWith('/v1/kv/')) this.kvReads++;
     const call: Call = { method: req.method ?? 'GET', path, query: new URLSearchParams(cut < 0 ? '' : raw.slice(cut + 1)), body, onClose };
     let answer: Reply | Promise<Reply>;
     try {

@@ -28,7 +28,14 @@ export function kvRoute(env: Env, call: Call): Reply | Promise<Reply> {
   }
 }
 
-const underPrefix = (prefix: string) => (change: Change) => change.keys.some((k) => k.startsWith(prefix));
+/**
+ * What wakes a blocking list (?recurse or ?keys) on a prefix: any KV write. Consul's list reports the prefix's own
+ * index while the prefix holds keys or tombstones, so a write elsewhere leaves it unchanged and the query keeps
+ * blocking; an empty prefix reports the table-wide index, which any write anywhere raises, so the query returns
+ * early with an empty 404 (hashicorp/consul#9449, #12115; docs/store.md). Re-running the query and comparing its
+ * index, as agent/blockingquery does, gives both behaviours.
+ */
+const anyKvWrite = (change: Change): boolean => change.keys.length > 0;
 
 function kvGet(env: Env, call: Call, key: string): Reply | Promise<Reply> {
   const q = call.query;
@@ -40,7 +47,7 @@ function kvGet(env: Env, call: Call, key: string): Reply | Promise<Reply> {
     return blockingQuery({
       env,
       call,
-      watches: underPrefix(key),
+      watches: anyKvWrite,
       run: () => {
         const { index, keys } = kv.keys(key, separator);
         return !keys.length && key !== '' ? missing(index) : { index, reply: json(200, keys, meta(index, q)) };
@@ -51,7 +58,7 @@ function kvGet(env: Env, call: Call, key: string): Reply | Promise<Reply> {
     return blockingQuery({
       env,
       call,
-      watches: underPrefix(key),
+      watches: anyKvWrite,
       run: () => {
         const { index, entries } = kv.list(key);
         return entries.length ? { index, reply: json(200, entries.map((e) => dirJson(e)), meta(index, q)) } : missing(index);

@@ -72,27 +72,32 @@ export class ConsulTestServer {
   }
 
   /** An outage: the port closes, open connections drop, no session expires; the data stays for start(). */
-  stop(): Promise<void> {
-    return this.command('stop');
+  async stop(): Promise<void> {
+    await this.command('stop');
   }
 
   /** Listens again on the same port; `wipe` starts from an empty state, as a new cluster would (indexes restart). */
-  start(opts: { wipe?: boolean } = {}): Promise<void> {
-    return this.command(opts.wipe ? 'wipe' : 'start');
+  async start(opts: { wipe?: boolean } = {}): Promise<void> {
+    await this.command(opts.wipe ? 'wipe' : 'start');
   }
 
   /** A partition: connections are accepted but nothing is answered until resume(); sessions keep expiring. */
-  pause(): Promise<void> {
-    return this.command('pause');
+  async pause(): Promise<void> {
+    await this.command('pause');
   }
 
-  resume(): Promise<void> {
-    return this.command('resume');
+  async resume(): Promise<void> {
+    await this.command('resume');
   }
 
-  /** Invalidates a session now, as its TTL timer would (the hook consul.md §7 asks for). */
-  expireSession(session: string): Promise<void> {
-    return this.command('expireSession', session);
+  /** Invalidates a session now, as its TTL timer would (Consul's own comes only at 2 x TTL: too slow for tests). */
+  async expireSession(session: string): Promise<void> {
+    await this.command('expireSession', session);
+  }
+
+  /** How many KV reads (GET /v1/kv/…) the server has received since it started. */
+  async kvReads(): Promise<number> {
+    return (await this.command('kvReads')).count ?? 0;
   }
 
   /** Stops the server and its worker and removes the transpiled sources; safe to call twice. */
@@ -104,7 +109,7 @@ export class ConsulTestServer {
     await rm(this.dir, { recursive: true, force: true });
   }
 
-  private async command(op: Command['op'], session?: string): Promise<void> {
+  private async command(op: Command['op'], session?: string): Promise<Answer> {
     const id = this.nextId++;
     let timer: NodeJS.Timeout | undefined;
     const answer = await new Promise<Answer>((resolve, reject) => {
@@ -117,6 +122,7 @@ export class ConsulTestServer {
     });
     if (answer.error) throw new Error(`the Consul test server could not ${op}: ${answer.error}`);
     if (answer.port) this.port = answer.port;
+    return answer;
   }
 
   private settle(answer: Answer): void {

@@ -4,7 +4,7 @@ import { ConsulCore, type ConsulServerOptions } from './consul-core.js';
 
 export interface Command {
   id: number;
-  op: 'stop' | 'start' | 'wipe' | 'pause' | 'resume' | 'expireSession';
+  op: 'stop' | 'start' | 'wipe' | 'pause' | 'resume' | 'expireSession' | 'kvReads';
   session?: string;
 }
 
@@ -12,6 +12,8 @@ export interface Command {
 export interface Answer {
   id: number;
   port?: number;
+  /** For kvReads: how many KV reads have arrived so far. */
+  count?: number;
   error?: string;
 }
 
@@ -21,6 +23,8 @@ const core = await ConsulCore.start(workerData as ConsulServerOptions);
 port.postMessage({ id: 0, port: core.port } satisfies Answer);
 
 port.on('message', (cmd: Command) => {
+  // A read of a counter, answered at once rather than queued behind a command.
+  if (cmd.op === 'kvReads') return port.postMessage({ id: cmd.id, port: core.port, count: core.kvReads } satisfies Answer);
   run(cmd).then(
     () => port.postMessage({ id: cmd.id, port: core.port } satisfies Answer),
     (err: unknown) => port.postMessage({ id: cmd.id, error: err instanceof Error ? err.message : String(err) } satisfies Answer),

@@ -1,4 +1,5 @@
 // knit's iptables chains: what each network option means in rules, and the restore text they render to.
+import { KnitError } from '../../src/errors.js';
 import { renderJump, renderRestore, renderRule } from '../../src/datapath/firewall.js';
 import { CHAINS, jumps, planNetworkChains, planShared } from '../../src/network/firewall-plan.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/network/records.js';
@@ -48,13 +49,20 @@ describe('firewall plans', () => {
     expect(renderJump(jumps(4)[3], true)).toContain('-D OUTPUT ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j KNIT-DNAT');
   });
   test.each([
-    [{ in: '-x', target: 'ACCEPT' }],
-    [{ in: 'a b', target: 'ACCEPT' }],
-    [{ src: '10.0.0.0/8;x', target: 'ACCEPT' }],
-    [{ target: 'ACCEPT; reboot' }],
-    [{ proto: 'tcp' as const, dport: 0, target: 'ACCEPT' }],
-    [{ target: 'DNAT', toDestination: '1.2.3.4:80 --foo' }],
-  ])('refuses a malformed rule %p', (rule) => {
-    expect(() => renderRule('KNIT-X', rule)).toThrow();
+    [{ in: '-x', target: 'ACCEPT' }, 'interface name "-x" must not start with "-"'],
+    [{ in: 'a b', target: 'ACCEPT' }, 'interface name "a b" may contain only letters'],
+    [{ src: '10.0.0.0/8;x', target: 'ACCEPT' }, 'rule address "10.0.0.0/8;x" is not in CIDR form'],
+    [{ target: 'ACCEPT; reboot' }, 'iptables chain name "ACCEPT; reboot" may contain only letters'],
+    [{ proto: 'tcp' as const, dport: 0, target: 'ACCEPT' }, 'port 0 is not between 1 and 65535'],
+    [{ target: 'DNAT', toDestination: '1.2.3.4:80 --foo' }, 'DNAT destination "1.2.3.4:80 --foo" is malformed'],
+  ])('refuses a malformed rule %p as a bad request naming what is wrong', (rule, message) => {
+    let err: unknown;
+    try {
+      renderRule('KNIT-X', rule);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(KnitError);
+    expect(err).toMatchObject({ kind: 'bad-request', message: expect.stringContaining(message) });
   });
 });

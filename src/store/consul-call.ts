@@ -47,7 +47,7 @@ function unreachable(err: ClientError): boolean {
 }
 
 /**
- * Worth another try within the budget for an idempotent call (consul.md §6's client policy). Consul answers every
+ * Worth another try within the budget for an idempotent call (docs/store.md). Consul answers every
  * untyped error with a 500, an invalid TTL as much as an election, so only the election's own texts are retried.
  */
 const isTransient = (err: unknown): boolean => {

@@ -96,6 +96,8 @@ export class ConsulWatch implements Watch {
     // revisions remembered from before it no longer compare with the new ones.
     const backwards = this.lastIndex !== undefined && read.index < this.lastIndex;
     if (backwards) this.deps.journal.clear();
+    // An empty prefix answers with the cluster-wide index, early, on every write anywhere (docs/store.md): blocking
+    // again at that new index, with nothing to report, is what keeps those answers from becoming a loop.
     this.index = backwards ? 0 : read.index;
     this.lastIndex = read.index;
     const since = this.covered;

@@ -1,5 +1,5 @@
 // What a crash inside CreateEndpoint leaves behind, made on purpose: knit saved the endpoint, dockerd never saw the
-// reply (its retry arrives with an empty body and fails, protocol.md 1.4), released the address and never calls again.
+// reply (its retry arrives with an empty body and fails, docs/protocol.md §1), released the address and never calls again.
 import { dockerId, post } from '../../support/client.js';
 import type { FaultCluster } from './fault-cluster.js';
 import type { ClusterView } from './view.js';

@@ -121,6 +121,19 @@ export async function churn(c: FaultCluster, o: ChurnOptions, tally: Tally): Pro
   return result;
 }
 
+/**
+ * What a churn must have achieved to count: enough operations that succeeded, in number and as a share of all, and at
+ * least one container started. A churn in which every docker operation failed exercised nothing and is a failure.
+ */
+export function churnShortfalls(r: ChurnResult, min: { ok: number; okRatio: number }): string[] {
+  const ok = r.ops - r.failed;
+  const failures: string[] = [];
+  if (ok < min.ok) failures.push(`only ${ok} docker operations succeeded (${r.ops} in all); at least ${min.ok} must`);
+  if (r.ops === 0 || ok / r.ops < min.okRatio) failures.push(`only ${ok} of ${r.ops} docker operations succeeded; at least ${Math.round(min.okRatio * 100)}% must`);
+  if ((r.byOp.run?.ok ?? 0) === 0) failures.push('no container was started');
+  return failures;
+}
+
 /** Restarts a killed knit; a start can fail while the host is busy, so it is tried a few times. */
 async function startAgain(knit: FaultCluster['knits'][number]): Promise<void> {
   for (let attempt = 1; ; attempt++) {

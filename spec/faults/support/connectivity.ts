@@ -46,5 +46,7 @@ export async function connectivity(c: FaultCluster, v: ClusterView): Promise<{ f
       if (!t.ip || !(await pings(c, h.index, e.container, t.ip))) failures.push(`${h.name}: ${e.container} (${e.ip} on ${e.network}) cannot reach ${t.what} (${t.ip})`);
     }
   }));
+  // A check of nothing is not a pass: the churn or fault may have left no running container at all.
+  if (pinged === 0) failures.push('no running container on a knit network was left to ping');
   return { failures, pinged };
 }

@@ -1,6 +1,6 @@
 // Counts what one fault suite did (operations, crashes injected, invariant checks) and reports its summary row.
 import { appendFileSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { repoRoot } from '../../support/layout.js';
 import { formatTable, type SummaryRow } from '../summary.mjs';
 
@@ -39,8 +39,13 @@ export class Tally {
     return failures;
   }
 
-  /** Prints the row as a table and appends it to the run's summary file (make test-faults prints them all). */
+  /**
+   * Prints the row as a table and appends it to the run's summary file; make test-faults prints them all, joined by
+   * test file with jest's results.
+   */
   finish(): void {
+    const testPath = expect.getState().testPath;
+    if (testPath) this.row.file = relative(repoRoot, testPath);
     this.row.seconds = Math.round((Date.now() - this.started) / 1000);
     console.log(`\n${formatTable([this.row])}\n`);
     mkdirSync(dirname(SUMMARY_FILE), { recursive: true });

@@ -1,4 +1,4 @@
-// The captured dockerd payloads (reference/dockerd-call-trace.md) as templates, and the fields a mutation may break.
+// The captured dockerd payloads (docs/protocol.md §2) as templates, and the fields a mutation may break.
 import {
   BAD_ADDRESS_CIDRS, BAD_BOOLS, BAD_GATEWAYS, BAD_IDS, BAD_MACS, BAD_SUBNETS, badGenerics, badPortMaps, NOT_STRINGS,
 } from './mutations.js';

@@ -26,15 +26,18 @@ async function eventually(c: FaultCluster, check: (v: ClusterView) => string[], 
 /**
  * Everything of point 3 of the issue, after `knit.Doctor` on every host: pings, unique addresses, endpoints and
  * IPAM records in agreement, no orphan link, FDB/neighbour entry or iptables rule. Unused addresses younger than
- * the grace period are tolerated here and returned (verifyNoLeaks waits for them).
+ * the grace period are tolerated here and returned (verifyNoLeaks waits for them). At least `minPinged` endpoints
+ * (default 1) must be left to ping: invariants over an empty cluster hold trivially.
  */
-export async function verifyCluster(c: FaultCluster, tally: Tally): Promise<{ failures: Failures; inGrace: number; pinged: number }> {
+export async function verifyCluster(c: FaultCluster, tally: Tally, o: { minPinged?: number } = {}): Promise<{ failures: Failures; inGrace: number; pinged: number }> {
   await c.settle();
   const v = await gather(c);
   // src/maintenance.ts ENDPOINT_GRACE_MS is the same 60 s.
   const abandoned = abandonedInGrace(v, ADDRESS_GRACE_MS);
   const ipam = ipamMatches(v, ADDRESS_GRACE_MS, abandoned);
   const ping = await connectivity(c, v);
+  const minPinged = o.minPinged ?? 1;
+  if (ping.pinged > 0 && ping.pinged < minPinged) ping.failures.push(`only ${ping.pinged} container endpoint(s) were left to ping; at least ${minPinged} must be`);
   const failures: Failures = {
     connectivity: tally.check(ping.failures),
     uniqueAddresses: tally.check(uniqueAddresses(v)),

@@ -1,0 +1,75 @@
+// knit's Consul watch on an empty prefix: Consul answers such a blocking query early on any write anywhere (an empty
+// 404 with the cluster-wide index, docs/store.md), and the watch must take each of those as "still empty".
+import { openConsulStore } from '../../src/store/consul.js';
+import { put, remove, type Store, type WatchEvent } from '../../src/store/types.js';
+import { startConsulServer, type ConsulTestServer } from '../support/consul-server.js';
+import { until } from './contract.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const brief = (events: WatchEvent[]): string[] => events.map((e) => `${e.type} ${e.key}`);
+const WRITES = 30;
+
+describe('consul watch on an empty prefix', () => {
+  let srv: ConsulTestServer;
+  let store: Store;
+  beforeEach(async () => {
+    // Tombstones reaped after 500 ms: an emptied prefix then reports the cluster-wide index too.
+    srv = await startConsulServer({ tombstoneTtlMs: 500 });
+    store = await openConsulStore({ host: srv.host, port: srv.port });
+  });
+  afterEach(async () => {
+    await store.close();
+    await srv.close();
+  });
+
+  /** Writes outside the watched prefix, paced so that each one can wake the watch on its own. */
+  async function writeElsewhere(tag: string): Promise<void> {
+    for (let i = 0; i < WRITES; i++) {
+      await put(store, `elsewhere/${tag}${i}`, String(i));
+      await sleep(20);
+    }
+  }
+
+  test('writes elsewhere report nothing; each early answer is followed by one read that blocks at the new index', async () => {
+    const events: WatchEvent[] = [];
+    const watch = store.watch('quiet/', (e) => events.push(e));
+    await sleep(300);
+    const before = await srv.kvReads();
+    await writeElsewhere('a');
+    await sleep(300);
+    const after = await srv.kvReads();
+    await sleep(1_500);
+    const idle = await srv.kvReads();
+    // Positive control: the same watch does report a write under its prefix.
+    await put(store, 'quiet/k', 'v');
+    await until('the put under the watched prefix', () => events.length > 0);
+    watch.close();
+    // Woken by the writes (the double does what Consul does), but at most once per write, not a loop...
+    expect(after - before).toBeGreaterThanOrEqual(WRITES / 2);
+    expect(after - before).toBeLessThanOrEqual(WRITES + 2);
+    // ...and blocked again once the writes stop: an index that did not move on would return at once, again and again.
+    expect(idle - after).toBeLessThanOrEqual(1);
+    expect(brief(events)).toEqual(['put quiet/k']);
+  });
+
+  test('a prefix emptied by a delete stays silent through writes elsewhere, before and after its tombstone is reaped', async () => {
+    const events: WatchEvent[] = [];
+    const watch = store.watch('gone/', (e) => events.push(e));
+    await sleep(300);
+    await put(store, 'gone/k', 'v');
+    await remove(store, 'gone/k');
+    await until('the put and the delete', () => events.length === 2);
+    await writeElsewhere('b');
+    await sleep(700);
+    await writeElsewhere('c');
+    await sleep(300);
+    const settled = await srv.kvReads();
+    await sleep(1_500);
+    const idle = await srv.kvReads();
+    await put(store, 'gone/k', 'again');
+    await until('the put after the writes elsewhere', () => events.length > 2);
+    watch.close();
+    expect(idle - settled).toBeLessThanOrEqual(1);
+    expect(brief(events)).toEqual(['put gone/k', 'delete gone/k', 'put gone/k']);
+  });
+});

@@ -1,0 +1,105 @@
+// The KNIT_* settings: the defaults, what each setting turns into, and a clear bad-request error for every bad value.
+import { DEFAULTS, parseConfig, parseStoreUrl } from '../../src/config.js';
+import { KnitError } from '../../src/errors.js';
+import { parsePoolSpecs } from '../../src/ipam/pools.js';
+
+/** The error `run` throws: a bad request whose message contains `text`. */
+function refused(run: () => unknown, text: string): void {
+  let err: unknown;
+  try {
+    run();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(KnitError);
+  expect(err).toMatchObject({ kind: 'bad-request', message: expect.stringContaining(text) });
+}
+
+describe('parseConfig', () => {
+  test('an empty environment gives the documented defaults', () => {
+    expect(parseConfig({})).toEqual({
+      socket: '/run/docker/plugins/knit.sock',
+      stateDir: '/var/lib/knit',
+      store: { kind: 'local' },
+      logLevel: 'info',
+      advertise: undefined,
+      defaultPools: parsePoolSpecs(DEFAULTS.defaultPools),
+      reclaimAfterSeconds: 3600,
+      consulToken: undefined,
+      etcdTls: undefined,
+    });
+    expect(parseConfig({}).defaultPools.length).toBe(2);
+  });
+
+  test('an empty value counts as unset', () => {
+    expect(parseConfig({ KNIT_SOCKET: '', KNIT_STATE_DIR: '', KNIT_STORE: '', KNIT_LOG_LEVEL: '', KNIT_RECLAIM_AFTER: '', KNIT_ADVERTISE: '', KNIT_CONSUL_TOKEN: '', KNIT_DEFAULT_POOLS: '' })).toEqual(parseConfig({}));
+  });
+
+  test('every setting is taken as given', () => {
+    const c = parseConfig({
+      KNIT_SOCKET: '/tmp/k.sock',
+      KNIT_STATE_DIR: '/srv/knit',
+      KNIT_STORE: 'consul://10.0.0.5:8500',
+      KNIT_LOG_LEVEL: 'debug',
+      KNIT_RECLAIM_AFTER: '0',
+      KNIT_ADVERTISE: 'eth1',
+      KNIT_CONSUL_TOKEN: 'secret',
+      KNIT_DEFAULT_POOLS: '10.100.0.0/16:24',
+    });
+    expect(c).toEqual({
+      socket: '/tmp/k.sock',
+      stateDir: '/srv/knit',
+      store: { kind: 'consul', host: '10.0.0.5', port: 8500 },
+      logLevel: 'debug',
+      advertise: 'eth1',
+      defaultPools: parsePoolSpecs('10.100.0.0/16:24'),
+      reclaimAfterSeconds: 0,
+      consulToken: 'secret',
+      etcdTls: undefined,
+    });
+  });
+
+  test('any one etcd TLS file turns TLS on; the others stay unset', () => {
+    expect(parseConfig({ KNIT_ETCD_CA: '/ca.pem' }).etcdTls).toEqual({ ca: '/ca.pem', cert: undefined, key: undefined });
+    expect(parseConfig({ KNIT_ETCD_CERT: '/c.pem', KNIT_ETCD_KEY: '/k.pem' }).etcdTls).toEqual({ ca: undefined, cert: '/c.pem', key: '/k.pem' });
+  });
+
+  test.each([
+    [{ KNIT_LOG_LEVEL: 'verbose' }, 'KNIT_LOG_LEVEL "verbose" is not one of error, warn, info, debug'],
+    [{ KNIT_RECLAIM_AFTER: '1h' }, 'KNIT_RECLAIM_AFTER "1h" is not a number of seconds'],
+    [{ KNIT_RECLAIM_AFTER: '-5' }, 'KNIT_RECLAIM_AFTER "-5" is not a number of seconds'],
+    [{ KNIT_RECLAIM_AFTER: '1234567890' }, 'KNIT_RECLAIM_AFTER "1234567890" is not a number of seconds'],
+    [{ KNIT_SOCKET: 'knit.sock' }, 'KNIT_SOCKET "knit.sock" must be an absolute path'],
+    [{ KNIT_STATE_DIR: 'var/lib/knit' }, 'KNIT_STATE_DIR "var/lib/knit" must be an absolute path'],
+    [{ KNIT_STORE: 'redis://h:1' }, 'KNIT_STORE "redis://h:1" is not "local"'],
+    [{ KNIT_DEFAULT_POOLS: '10.0.0.0/8' }, 'KNIT_DEFAULT_POOLS entry "10.0.0.0/8" is not BASE/LEN:SIZE'],
+    [{ KNIT_DEFAULT_POOLS: '10.0.0.0/16:8' }, 'KNIT_DEFAULT_POOLS entry "10.0.0.0/16:8": size must be between 16 and'],
+  ])('%p is refused: %s', (env, message) => {
+    refused(() => parseConfig(env), message);
+  });
+});
+
+describe('parseStoreUrl', () => {
+  test('local, one Consul agent, one or more etcd endpoints (names, IPv4, bracketed IPv6)', () => {
+    expect(parseStoreUrl('local')).toEqual({ kind: 'local' });
+    expect(parseStoreUrl('consul://consul.internal:8500')).toEqual({ kind: 'consul', host: 'consul.internal', port: 8500 });
+    expect(parseStoreUrl('etcd://10.0.0.1:2379')).toEqual({ kind: 'etcd', endpoints: ['10.0.0.1:2379'] });
+    expect(parseStoreUrl('etcd://a:2379,[fd00::1]:2379,b.example:65535')).toEqual({ kind: 'etcd', endpoints: ['a:2379', '[fd00::1]:2379', 'b.example:65535'] });
+  });
+
+  test.each([
+    ['', 'KNIT_STORE "" is not "local", "consul://HOST:PORT" or "etcd://HOST:PORT[,HOST:PORT...]"'],
+    ['LOCAL', 'KNIT_STORE "LOCAL" is not "local"'],
+    ['consul:/h:1', 'KNIT_STORE "consul:/h:1" is not "local"'],
+    ['consul://a:1,b:2', 'KNIT_STORE "consul://a:1,b:2": consul takes exactly one HOST:PORT'],
+    ['consul://h', 'KNIT_STORE "consul://h": "h" is not HOST:PORT'],
+    ['etcd://h:0', 'KNIT_STORE "etcd://h:0": "h:0" is not HOST:PORT'],
+    ['etcd://h:65536', 'KNIT_STORE "etcd://h:65536": "h:65536" is not HOST:PORT'],
+    ['etcd://h:123456', '"h:123456" is not HOST:PORT'],
+    ['etcd://a:1,', '"" is not HOST:PORT'],
+    ['etcd://h;reboot:1', '"h;reboot:1" is not HOST:PORT'],
+    ['etcd://fd00::1:2379', '"fd00::1:2379" is not HOST:PORT'],
+  ])('%p is refused', (raw, message) => {
+    refused(() => parseStoreUrl(raw), message);
+  });
+});
