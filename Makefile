@@ -7,8 +7,10 @@ KNIT_ENV ?=
 
 .PHONY: build deps node-deps run test test-unit test-kernel test-e2e typecheck clean-testbed
 
+## Exactly what package-lock.json records (npm ci fails if package.json and the lock file disagree: run
+## `npm install` to update the lock file, and commit both).
 node_modules/.package-lock.json: package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 
 node-deps: node_modules/.package-lock.json
 
