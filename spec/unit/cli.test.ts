@@ -127,6 +127,10 @@ describe('formatDoctor', () => {
     expect(formatDoctor(clean)).toBe('knit doctor: records, kernel links, firewall and addresses agree; nothing to fix\n');
   });
 
+  test('no finding but something put right (a firewall jump dockerd pushed aside): says what was fixed', () => {
+    expect(formatDoctor({ ...clean, firewallJumpsFixed: 1 })).toBe('knit doctor: records and kernel links agree\nFixed:\n  1 firewall jumps restored\n');
+  });
+
   test('findings, what was fixed (only the non-zero counts) and what could not be', () => {
     const text = formatDoctor({
       ...clean, findings: ['link kn-0123 (knit:net) has no record'], removed: 1, leakedAddresses: 2,

@@ -97,7 +97,8 @@ export function formatDoctor(doc: DoctorDocument): string {
   if (doc.findings.length === 0 && done.length === 0 && doc.failures.length === 0) {
     lines.push('knit doctor: records, kernel links, firewall and addresses agree; nothing to fix');
   } else {
-    lines.push(`knit doctor: ${doc.findings.length} finding${doc.findings.length === 1 ? '' : 's'}`);
+    const n = doc.findings.length;
+    lines.push(n ? `knit doctor: ${n} finding${n === 1 ? '' : 's'}` : 'knit doctor: records and kernel links agree');
     lines.push(...doc.findings.map((f) => `  - ${f}`));
     if (done.length) lines.push('Fixed:', ...done);
   }
