@@ -186,11 +186,18 @@ describe.each(cases)('knit as a managed plugin on dockerd $engine', ({ engine, n
     for (const ip of [ips.p1, ips.p2]) expect(text.stdout).toMatch(new RegExp(`\\s${ip.replace(/\./g, '\\.')}/\\d+\\s`));
   });
 
-  test('disable, set KNIT_LOG_LEVEL=debug, enable: the setting takes effect and running containers keep their addresses', async () => {
+  test('disable, a missing state source refused at enable, set KNIT_LOG_LEVEL=debug, enable: the setting takes effect and running containers keep their addresses', async () => {
     const refused = await docker(['plugin', 'set', PLUGIN, 'KNIT_LOG_LEVEL=debug'], { reject: false });
     expect(refused.exitCode).not.toBe(0);
     const seen = (await pluginLog(host, pluginId)).length;
     await docker(['plugin', 'disable', '-f', PLUGIN]);
+    // Control: a state source the host lacks fails enable, as /var/lib/knit did on a fresh host, and changes nothing.
+    await docker(['plugin', 'set', PLUGIN, `state.source=${join(host.dir, 'absent')}`]);
+    const missing = await docker(['plugin', 'enable', PLUGIN], { reject: false });
+    expect(missing.exitCode).not.toBe(0);
+    expect(missing.stderr).toMatch(/absent: no such file or directory/);
+    expect((await docker(['plugin', 'ls', '--format', '{{.Enabled}}'])).stdout.trim()).toBe('false');
+    await docker(['plugin', 'set', PLUGIN, 'state.source=/var/lib/docker/plugins']);
     await docker(['plugin', 'set', PLUGIN, 'KNIT_LOG_LEVEL=debug']);
     await docker(['plugin', 'enable', PLUGIN]);
     expect((await docker(['plugin', 'inspect', '-f', '{{json .Settings.Env}}', PLUGIN])).stdout).toContain('"KNIT_LOG_LEVEL=debug"');
