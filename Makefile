@@ -5,10 +5,12 @@ JEST := node --experimental-vm-modules node_modules/jest/bin/jest.js
 RESULTS := .testbed/results
 KNIT_ENV ?=
 
-.PHONY: build deps node-deps run test test-unit test-kernel test-e2e typecheck clean-testbed
+.PHONY: build deps node-deps run install uninstall test test-unit test-kernel test-e2e typecheck clean-testbed
 
+## Exactly what package-lock.json records (npm ci fails if package.json and the lock file disagree: run
+## `npm install` to update the lock file, and commit both).
 node_modules/.package-lock.json: package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 
 node-deps: node_modules/.package-lock.json
 
@@ -16,6 +18,19 @@ dist/main.js: node-deps $(shell find src -name '*.ts' 2>/dev/null) tsconfig.json
 	npm run --silent build
 
 build: dist/main.js
+
+## `make install`: the plain daemon and the `knit` command, into PREFIX (DESTDIR for packaging). The unit goes
+## to SYSTEMD_UNIT_DIR when systemd runs here; it is then enabled and (re)started, unless DESTDIR is set.
+PREFIX ?= /usr/local
+SYSTEMD_UNIT_DIR ?= $(if $(wildcard /run/systemd/system),/etc/systemd/system,)
+NODE ?= $(shell command -v node)
+
+install: build
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' SYSTEMD_UNIT_DIR='$(SYSTEMD_UNIT_DIR)' NODE='$(NODE)' bash plugin/install.sh install
+
+## Removes what install put there; knit's records (KNIT_STATE_DIR, /var/lib/knit) stay.
+uninstall:
+	PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' SYSTEMD_UNIT_DIR='$(SYSTEMD_UNIT_DIR)' bash plugin/install.sh uninstall
 
 ## System packages: iproute2 and iptables for knit; dockerd, etcd, busybox and friends for the tests.
 deps:

@@ -34,7 +34,7 @@ export interface KnitStatus {
   calls: Record<string, CallStats>;
   spawned: Record<string, number>;
   rssBytes: number;
-  networks: number;
+  networks: unknown[];
   endpoints: unknown[];
 }
 

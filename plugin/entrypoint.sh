@@ -3,8 +3,13 @@
 # host's backend, then becomes knit. Rules written with the other backend would never meet dockerd's.
 set -euo pipefail
 
+# In the format knit's own lines take (KNIT_LOG_FORMAT; the manifest's default is json).
 log() {
-  printf '{"level":"%s","message":"%s"}\n' "$1" "$2"
+  if [ "${KNIT_LOG_FORMAT:-json}" = text ]; then
+    printf '%s %-5s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" "$1" "$2"
+  else
+    printf '{"level":"%s","message":"%s"}\n' "$1" "$2"
+  fi
 }
 
 # Rules in the filter and nat tables of one backend ("legacy" or "nft").

@@ -21,7 +21,7 @@ mkdir -p "$partial"
 cp package.json package-lock.json "$partial/"
 # No install scripts: they would run as root on the build machine, and none is needed. The one native
 # module (lmdb, with msgpackr-extract) comes as prebuilt N-API binaries in optional packages.
-(cd "$partial" && npm install --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+(cd "$partial" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
 # Only node_modules is kept: a second package.json named knit in the work tree would confuse jest's module map.
 rm "$partial/package.json" "$partial/package-lock.json"
 nm="$partial/node_modules"

@@ -8,6 +8,8 @@ export interface Config {
   stateDir: string;
   store: StoreUrl;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** `auto`: readable lines on a terminal, JSON otherwise. */
+  logFormat: 'auto' | 'text' | 'json';
   advertise?: string;
   defaultPools: PoolSpec[];
   reclaimAfterSeconds: number;
@@ -20,11 +22,13 @@ export const DEFAULTS = {
   stateDir: '/var/lib/knit',
   store: 'local',
   logLevel: 'info',
+  logFormat: 'auto',
   defaultPools: '10.208.0.0/12:24,fd6b:6e69:7400::/40:64',
   reclaimAfter: '3600',
 } as const;
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+const LOG_FORMATS = ['auto', 'text', 'json'] as const;
 
 export function parseStoreUrl(raw: string): StoreUrl {
   if (raw === 'local') return { kind: 'local' };
@@ -50,6 +54,10 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
   if (!(LEVELS as readonly string[]).includes(level)) {
     throw badRequest(`KNIT_LOG_LEVEL "${level}" is not one of ${LEVELS.join(', ')}`);
   }
+  const logFormat = env.KNIT_LOG_FORMAT || DEFAULTS.logFormat;
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+    throw badRequest(`KNIT_LOG_FORMAT "${logFormat}" is not one of ${LOG_FORMATS.join(', ')}`);
+  }
   const reclaim = env.KNIT_RECLAIM_AFTER || DEFAULTS.reclaimAfter;
   if (!/^\d{1,9}$/.test(reclaim)) throw badRequest(`KNIT_RECLAIM_AFTER "${reclaim}" is not a number of seconds`);
   const socket = env.KNIT_SOCKET || DEFAULTS.socket;
@@ -62,6 +70,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     stateDir,
     store: parseStoreUrl(env.KNIT_STORE || DEFAULTS.store),
     logLevel: level as Config['logLevel'],
+    logFormat: logFormat as Config['logFormat'],
     advertise: env.KNIT_ADVERTISE || undefined,
     defaultPools: parsePoolSpecs(env.KNIT_DEFAULT_POOLS || DEFAULTS.defaultPools),
     reclaimAfterSeconds: Number(reclaim),

@@ -28,6 +28,7 @@ import { keys as ipamKeys, type PoolRecord } from './ipam/records.js';
 import { subnetKey } from './addr/cidr.js';
 import { decode } from './store/records.js';
 import { boundPorts } from './datapath/sockets.js';
+import { statusDocument } from './status.js';
 import type { Store } from './store/types.js';
 
 const SWEEP_INTERVAL_MS = 30_000;
@@ -125,13 +126,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ...(await sweep({ driver, ipam, kernel, log })),
   });
   const metrics = new CallMetrics();
-  const status = async () => ({
-    host: hostId,
-    calls: metrics.snapshot(),
-    spawned: spawnCounts(),
-    rssBytes: process.memoryUsage().rss,
-    networks: (await driver.networks()).length,
-    endpoints: (await driver.endpoints()).map((e) => ({ id: e.id.slice(0, 12), address: e.address, addressV6: e.addressV6, ports: e.ports })),
+  const status = () => statusDocument({
+    hostId, cluster, local, networks: () => driver.networks(), endpoints: () => driver.endpoints(),
+    calls: () => metrics.snapshot(), spawned: () => spawnCounts(),
   });
   const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status }), log, ready, metrics });
   const server: Server = await listen(app, config.socket);

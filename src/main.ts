@@ -1,52 +1,62 @@
 #!/usr/bin/env node
-// Entry point: `knit` runs the daemon; `knit doctor` / `knit status` ask a running one.
-import { request } from 'node:http';
-import { parseConfig } from './config.js';
+// Entry point: `knit` (or `knit daemon`) runs the plugin; `knit status` and `knit doctor` ask a running one.
+import { parseArgs, USAGE, type Command } from './cli/args.js';
+import { ask, CliError } from './cli/client.js';
+import { formatDoctor, formatStatus, type DoctorDocument } from './cli/format.js';
+import { parseConfig, type Config } from './config.js';
 import { startDaemon } from './daemon.js';
 import { describe } from './errors.js';
-import { createLogger } from './log.js';
+import { chooseFormat, createLogger } from './log.js';
+import type { StatusDocument } from './status.js';
 
-/** `knit doctor` and `knit status`: one call to the running daemon, its answer printed. */
-async function ask(socket: string, path: string): Promise<number> {
-  const body = await new Promise<string>((resolve, reject) => {
-    const req = request({ socketPath: socket, path, method: 'POST' }, (res) => {
-      let data = '';
-      res.on('data', (c) => (data += c));
-      res.on('end', () => resolve(data));
-    });
-    req.on('error', reject);
-    req.end('{}');
-  });
-  process.stdout.write(JSON.stringify(JSON.parse(body), null, 2) + '\n');
-  return 0;
+async function query(command: Extract<Command, { kind: 'ask' }>, config: Config): Promise<number> {
+  const socket = command.socket ?? config.socket;
+  const doc = await ask(socket, command.what === 'status' ? '/knit.Status' : '/knit.Doctor');
+  if (command.json) {
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    return 0;
+  }
+  if (command.what === 'status') {
+    process.stdout.write(formatStatus(doc as StatusDocument));
+    return 0;
+  }
+  const report = doc as DoctorDocument;
+  process.stdout.write(formatDoctor(report));
+  return report.failures.length ? 1 : 0;
 }
 
-async function main(): Promise<number> {
-  const config = parseConfig(process.env);
-  const command = process.argv[2] ?? 'daemon';
-  if (command === 'doctor') return ask(config.socket, '/knit.Doctor');
-  if (command === 'status') return ask(config.socket, '/knit.Status');
-  if (command !== 'daemon') {
-    process.stderr.write(`usage: knit [daemon|doctor|status]\n`);
-    return 2;
-  }
-  const log = createLogger(config.logLevel);
+async function daemon(config: Config): Promise<number> {
+  const log = createLogger(config.logLevel, chooseFormat(config.logFormat, process.stdout.isTTY === true));
   // A bug in one request must not take down every container's network plugin.
   process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: describe(err) }));
-  const daemon = await startDaemon(config, log);
+  const running = await startDaemon(config, log);
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   log.info('knit stopping');
-  await daemon.stop();
+  await running.stop();
   return 0;
+}
+
+async function main(): Promise<number> {
+  const command = parseArgs(process.argv.slice(2));
+  if (command.kind === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (command.kind === 'usage') {
+    process.stderr.write(`knit: ${command.problem}\n\n${USAGE}`);
+    return 2;
+  }
+  const config = parseConfig(process.env);
+  return command.kind === 'daemon' ? daemon(config) : query(command, config);
 }
 
 main().then(
   (code) => process.exit(code),
   (err) => {
-    process.stderr.write(`knit: ${describe(err)}\n`);
+    process.stderr.write(err instanceof CliError ? `${err.message}\n` : `knit: ${describe(err)}\n`);
     process.exit(1);
   },
 );

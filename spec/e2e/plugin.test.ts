@@ -1,13 +1,14 @@
-// knit as a managed plugin on real engines: built by `make plugin`, configured with `docker plugin set`,
-// restarted under running containers, then removed without a trace.
+// knit as a managed plugin on real engines: built by `make plugin`, enabled on an engine that never had knit
+// with no preparation, configured with `docker plugin set`, restarted under running containers, re-created
+// with its records intact, then removed without a trace.
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { post } from '../support/client.js';
 import { paths } from '../support/engine.js';
 import { repoRoot } from '../support/layout.js';
 import { nsIdentity, pidsInNamespaces, removeCgroup } from '../support/reap.js';
-import { IMAGE, run, startHost, stopAll, waitFor, type EngineVersion, type Host } from '../support/testbed.js';
+import { ensureTrixie, IMAGE, run, startHost, stopAll, waitFor, type EngineVersion, type Host } from '../support/testbed.js';
 
 const PLUGIN = 'knit:latest';
 /** The first build runs debootstrap and npm; later ones reuse plugin/build/cache. */
@@ -70,6 +71,19 @@ const cases: Array<{ engine: EngineVersion; name: string }> = [
 
 afterAll(() => stopAll(), 120_000);
 
+/**
+ * A real host's data-root is /var/lib/docker; the test bed gives each engine its own (DIR/data). Bound at the
+ * default path in the host's private mount namespace (inside the chroot for 26.1), the engine looks like a
+ * default install to the plugin's mounts, and each test host still has its own. Returns that data-root.
+ */
+async function atDefaultDataRoot(host: Host, engine: EngineVersion): Promise<string> {
+  const dataRoot = paths(host.dir).data;
+  const target = engine === '20.10' ? '/var/lib/docker' : join(await ensureTrixie(), 'var/lib/docker');
+  await mkdir(target, { recursive: true });
+  await host.exec(['mount', '--bind', dataRoot, target], { mount: true });
+  return dataRoot;
+}
+
 describe.each(cases)('knit as a managed plugin on dockerd $engine', ({ engine, name }) => {
   let host: Host;
   let pluginId = '';
@@ -103,8 +117,9 @@ describe.each(cases)('knit as a managed plugin on dockerd $engine', ({ engine, n
     host = await startHost({ name, engine });
     // Real hosts run with FORWARD policy DROP (dockerd sets it when it enables forwarding itself).
     await host.exec(['iptables', '-P', 'FORWARD', 'DROP']);
+    // Where the manifest's defaults put knit's records: DATA-ROOT/plugins/knit.
+    stateDir = join(await atDefaultDataRoot(host, engine), 'plugins', 'knit');
     // Records of an earlier run would bring back networks this engine never had.
-    stateDir = join(host.dir, 'plugin-state');
     await rm(stateDir, { recursive: true, force: true });
   }, 180_000);
 
@@ -133,11 +148,22 @@ describe.each(cases)('knit as a managed plugin on dockerd $engine', ({ engine, n
     pluginId = await makePlugin();
   }, BUILD_TIMEOUT_MS + 60_000);
 
-  test('enabled with its state on the host, it serves a network where two containers ping each other', async () => {
-    // The default /var/lib/knit would be shared by every test host on this machine.
-    await mkdir(stateDir, { recursive: true, mode: 0o700 });
-    await docker(['plugin', 'set', PLUGIN, `state.source=${stateDir}`]);
+  test('on an engine that never had knit, enable works at once with the manifest as it is: no mkdir, no setting', async () => {
+    // dockerd made its plugin directory before any plugin could start; knit's own directory is not there yet.
+    expect((await stat(join(stateDir, '..'))).isDirectory()).toBe(true);
+    expect(existsSync(stateDir)).toBe(false);
+    // Every mount's source is one the host has without knit: Docker's plugin directory, and /dev/null.
+    const mounts = JSON.parse((await docker(['plugin', 'inspect', '-f', '{{json .Settings.Mounts}}', PLUGIN])).stdout);
+    expect(mounts.map((m: { Name: string; Source: string }) => `${m.Name}=${m.Source}`).sort())
+      .toEqual(['state=/var/lib/docker/plugins', 'xtables-lock=/dev/null']);
     await docker(['plugin', 'enable', PLUGIN]);
+    expect((await docker(['plugin', 'ls', '--format', '{{.Name}} {{.Enabled}}'])).stdout.trim()).toBe(`${PLUGIN} true`);
+    // knit made its records' directory itself, root's only.
+    await waitFor('knit to make its state directory', async () => existsSync(join(stateDir, 'db', 'data.mdb')), { timeoutMs: 10_000 });
+    expect((await stat(stateDir)).mode & 0o777).toBe(0o700);
+  });
+
+  test('enabled, it serves a network where two containers ping each other, and knit status reads it', async () => {
     await docker(['network', 'create', '-d', PLUGIN, '--ipam-driver', PLUGIN, 'pnet']);
     await runDetached('p1');
     await runDetached('p2');
@@ -153,15 +179,25 @@ describe.each(cases)('knit as a managed plugin on dockerd $engine', ({ engine, n
     expect(log).toContainEqual(expect.objectContaining({ message: expect.stringMatching(/^iptables backend nft /) }));
     expect(log.filter((l) => l.level === 'debug')).toEqual([]);
     expect((await status()).endpoints.map((e: { address: string }) => e.address.split('/')[0]).sort()).toEqual([ips.p1, ips.p2].sort());
-    // The records live in the mount's source on the host, where plugin upgrades and restarts cannot reach them.
-    expect(existsSync(join(stateDir, 'db', 'data.mdb'))).toBe(true);
+    // The knit command reads a managed plugin through --socket (the symlink status() made).
+    const text = await run(['node', join(repoRoot, 'dist/main.js'), 'status', '--socket', join(host.dir, 'psock', 'knit.sock')]);
+    expect(text.stdout).toContain('Networks:  1\n');
+    expect(text.stdout).toContain('Endpoints: 2\n');
+    for (const ip of [ips.p1, ips.p2]) expect(text.stdout).toMatch(new RegExp(`\\s${ip.replace(/\./g, '\\.')}/\\d+\\s`));
   });
 
-  test('disable, set KNIT_LOG_LEVEL=debug, enable: the setting takes effect and running containers keep their addresses', async () => {
+  test('disable, a missing state source refused at enable, set KNIT_LOG_LEVEL=debug, enable: the setting takes effect and running containers keep their addresses', async () => {
     const refused = await docker(['plugin', 'set', PLUGIN, 'KNIT_LOG_LEVEL=debug'], { reject: false });
     expect(refused.exitCode).not.toBe(0);
     const seen = (await pluginLog(host, pluginId)).length;
     await docker(['plugin', 'disable', '-f', PLUGIN]);
+    // Control: a state source the host lacks fails enable, as /var/lib/knit did on a fresh host, and changes nothing.
+    await docker(['plugin', 'set', PLUGIN, `state.source=${join(host.dir, 'absent')}`]);
+    const missing = await docker(['plugin', 'enable', PLUGIN], { reject: false });
+    expect(missing.exitCode).not.toBe(0);
+    expect(missing.stderr).toMatch(/absent: no such file or directory/);
+    expect((await docker(['plugin', 'ls', '--format', '{{.Enabled}}'])).stdout.trim()).toBe('false');
+    await docker(['plugin', 'set', PLUGIN, 'state.source=/var/lib/docker/plugins']);
     await docker(['plugin', 'set', PLUGIN, 'KNIT_LOG_LEVEL=debug']);
     await docker(['plugin', 'enable', PLUGIN]);
     expect((await docker(['plugin', 'inspect', '-f', '{{json .Settings.Env}}', PLUGIN])).stdout).toContain('"KNIT_LOG_LEVEL=debug"');
@@ -207,8 +243,7 @@ describe.each(cases)('knit as a managed plugin on dockerd $engine', ({ engine, n
     const oldId = pluginId;
     pluginId = await makePlugin();
     expect(pluginId).not.toBe(oldId);
-    // A new plugin starts from the manifest's settings: the state mount is pointed at the same records again.
-    await docker(['plugin', 'set', PLUGIN, `state.source=${stateDir}`]);
+    // A new plugin starts from the manifest's settings, which point at the same records: nothing to set.
     await docker(['plugin', 'enable', PLUGIN]);
     for (const c of ['p1', 'p2', 'p3', 'p4']) expect(await ipOf(c)).toBe(ips[c]);
     await runDetached('p5');
