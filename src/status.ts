@@ -2,7 +2,7 @@
 // are, which other hosts share its overlays, and what its calls cost. `knit status` prints it for a person.
 import { describe } from './errors.js';
 import type { EndpointRecord, NetworkRecord, PortMapping } from './network/records.js';
-import { K } from './network/overlay.js';
+import { K } from './network/overlay/keys.js';
 import type { Store } from './store/types.js';
 
 /** A status call must answer even when the cluster store does not: past this, the store counts as unreachable. */

@@ -1,6 +1,5 @@
 // Where the overlay control plane keeps its records in the cluster store, and what an endpoint record holds.
-import { parseCidr } from '../../addr/cidr.js';
-import { subnetKey } from '../../addr/cidr.js';
+import { parseCidr, subnetKey } from '../../addr/cidr.js';
 import type { RemoteEndpoint } from './plan.js';
 
 /** `hosts/<id>` lives exactly as long as that host's lease; so do the endpoint records it publishes. */

@@ -1,7 +1,6 @@
 // Overlay segments, defined once cluster-wide: join (or define), leave, forget lost hosts, reconcile memberships.
 import { unavailable } from '../../errors.js';
-import { parseCidr } from '../../addr/cidr.js';
-import { subnetKey } from '../../addr/cidr.js';
+import { parseCidr, subnetKey } from '../../addr/cidr.js';
 import type { Logger } from '../../log.js';
 import { decode, encode } from '../../store/records.js';
 import type { Store, Write } from '../../store/types.js';
