@@ -6,6 +6,20 @@ export type EngineVersion = '20.10' | '26.1' | '28.5';
 /** Every engine of the test bed: 20.10 is the machine's own docker.io, the others run from a Debian chroot. */
 export const ENGINES: readonly EngineVersion[] = ['20.10', '26.1', '28.5'];
 
+/**
+ * Which e2e suites run on which engines (CI runs every file; this is its engine matrix, kept within CI's time
+ * budget; the README's Engines table shows it with each file's measured duration).
+ */
+export const SUITE_ENGINES = {
+  'bridge-basics': ['20.10', '26.1', '28.5'],
+  'bridge-features': ['20.10', '28.5'],
+  overlay: ['20.10', '28.5'],
+  compose: ['28.5'],
+} as const satisfies Record<string, readonly EngineVersion[]>;
+
+/** A short tag for host names: '28.5' → '28'. */
+export const engineTag = (engine: EngineVersion): string => engine.split('.')[0];
+
 /** Engines that run from a chroot (their root, mounts and exec-root differ from the machine's 20.10). */
 export const chrooted = (engine: EngineVersion): boolean => engine !== '20.10';
 

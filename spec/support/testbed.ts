@@ -13,7 +13,7 @@ export { chrootDir, ensureChroot, SID, TRIXIE } from './chroot.js';
 export { addOutsideHost, connectHosts, DEFAULT_UNDERLAY, removeUnderlay, type OutsideHost } from './underlay.js';
 export { destroyHost } from './teardown.js';
 export { GiveUp, run, RunError, waitFor, type RunOptions, type RunResult, type Spawned } from './proc.js';
-export { ENGINES, type EngineVersion } from './engine.js';
+export { ENGINES, engineTag, SUITE_ENGINES, type EngineVersion } from './engine.js';
 
 const TOOLS = ['dockerd', 'docker', 'containerd', 'runc', 'nsenter', 'unshare', 'ip', 'iptables', 'busybox', 'debootstrap', 'etcd'];
 
