@@ -64,14 +64,32 @@ function parseInteger(key: string, value: unknown, min: number, max: number): nu
   return n;
 }
 
+/** Docker's own `--opt encrypted` (swarm overlays); knit refuses it until it encrypts overlays itself. */
+export const ENCRYPTED = 'encrypted';
+
+/**
+ * Whether a generic option is knit's to read. Names under knit's prefixes (knit.*, the bridge driver's options
+ * knit takes over) must be known: a typo there is refused. Anything else is not knit's and is ignored: libnetwork
+ * 28+ validates some options for every driver and passes them on (com.docker.network.advertise_addr_nmsgs and
+ * advertise_addr_ms), and daemon.json default-network-opts may carry options meant for other layers.
+ */
+function ownOption(key: string): boolean {
+  if (KNOWN.has(key)) return true;
+  if (key === ENCRYPTED) {
+    throw badRequest('option encrypted: encrypted knit overlays are not supported yet; create the network without --opt encrypted');
+  }
+  if (key.startsWith('knit.') || key.startsWith('com.docker.network.bridge.')) {
+    throw badRequest(`unknown option "${key.slice(0, 100)}"; knit accepts ${[...KNOWN].join(', ')}`);
+  }
+  return false;
+}
+
 export function parseGeneric(generic: unknown): Record<string, string> {
   if (generic === undefined || generic === null) return {};
   if (typeof generic !== 'object' || Array.isArray(generic)) throw badRequest('com.docker.network.generic must be an object');
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(generic)) {
-    if (!KNOWN.has(k)) {
-      throw badRequest(`unknown option "${k.slice(0, 100)}"; knit accepts ${[...KNOWN].join(', ')}`);
-    }
+    if (!ownOption(k)) continue;
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') throw badRequest(`option ${k} must be a string`);
     out[k] = String(v);
   }
