@@ -14,6 +14,7 @@ import { reconcile } from './network/doctor.js';
 import { IptablesFirewall } from './network/firewall.js';
 import { keys } from './network/records.js';
 import { NetworkDriver } from './network/service.js';
+import { engineHints } from './protocol/engine-hints.js';
 import { routeTable } from './protocol/routes.js';
 import { createApp, listen } from './protocol/server.js';
 import { CallMetrics } from './protocol/metrics.js';
@@ -114,7 +115,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     networks: (await driver.networks()).length,
     endpoints: (await driver.endpoints()).map((e) => ({ id: e.id.slice(0, 12), address: e.address, addressV6: e.addressV6, ports: e.ports })),
   });
-  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status }), log, ready, metrics });
+  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, hints: engineHints(log) }), log, ready, metrics });
   const server: Server = await listen(app, config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
   await overlay?.start(await driver.networks(), await driver.endpoints());

@@ -6,7 +6,7 @@ import { decode, encode } from '../store/records.js';
 import type { Entry, Store, Write } from '../store/types.js';
 import { AddressBook } from './allocator.js';
 import { type Cidr, type Family, contains, containsCidr, formatCidr, formatIp, parseCidr, parseIp, sameCidr, usableBounds } from './cidr.js';
-import { chooseSubnet, overlapping, parsePoolId, poolId, type PoolSpec, subnetKey } from './pools.js';
+import { chooseSubnet, isAnySubnet, overlapping, parsePoolId, poolId, type PoolSpec, resized, subnetKey } from './pools.js';
 import { type AddressKind, type AddressRecord, keys, type PoolRecord } from './records.js';
 
 export interface IpamDeps {
@@ -162,6 +162,7 @@ export class Ipam {
     if (subnet.family !== family) {
       throw badRequest(`subnet ${req.pool} is IPv${subnet.family} but the request is for an IPv${family} pool`);
     }
+    if (isAnySubnet(subnet)) return this.createSizedPool(subnet, req.subPool, held);
     const range = req.subPool ? parseCidr(req.subPool, 'ip-range') : undefined;
     if (range && !containsCidr(subnet, range)) throw badRequest(`ip-range ${req.subPool} is not inside subnet ${req.pool}`);
     const same = held.find((h) => sameCidr(h.subnet, subnet));
@@ -173,11 +174,21 @@ export class Ipam {
     return this.createPool(subnet, range);
   }
 
-  private async createDynamicPool(family: Family, held: HeldPool[]) {
+  /** "0.0.0.0/N" (dockerd 29+): a /N subnet from the default ranges, however KNIT_DEFAULT_POOLS cuts them. */
+  private async createSizedPool(any: Cidr, subPool: string | undefined, held: HeldPool[]) {
+    if (subPool) throw badRequest(`an --ip-range (SubPool ${subPool}) needs a given subnet, not ${formatCidr(any)}`);
+    const specs = resized(this.deps.defaultPools, any.family, any.prefix);
+    if (specs.length === 0) {
+      throw badRequest(`no KNIT_DEFAULT_POOLS range can hold a /${any.prefix} IPv${any.family} subnet (asked for ${formatCidr(any)}); ask for another size or give --subnet`);
+    }
+    return this.createDynamicPool(any.family, held, specs);
+  }
+
+  private async createDynamicPool(family: Family, held: HeldPool[], specs = this.deps.defaultPools) {
     const avoid = [...held.map((h) => h.subnet), ...(await this.deps.reservedNetworks())];
-    const subnet = chooseSubnet(this.deps.defaultPools, family, avoid);
+    const subnet = chooseSubnet(specs, family, avoid);
     if (!subnet) {
-      const ranges = this.deps.defaultPools.filter((p) => p.base.family === family).map((p) => `${formatCidr(p.base)}:${p.size}`);
+      const ranges = specs.filter((p) => p.base.family === family).map((p) => `${formatCidr(p.base)}:${p.size}`);
       throw conflict(`no free IPv${family} pool left in KNIT_DEFAULT_POOLS (${ranges.join(', ') || 'none for IPv' + family}); give --subnet or widen KNIT_DEFAULT_POOLS`);
     }
     return this.createPool(subnet);

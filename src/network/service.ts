@@ -280,6 +280,29 @@ export class NetworkDriver {
     return e ? decode<NetworkRecord>(e) : undefined;
   }
 
+  /**
+   * dockerd 29+ releases a live endpoint's IPv6 address through IPAM alone when a sysctl took it off the
+   * interface (moby#48971; built-in drivers are told, remote ones are not): the endpoint runs on without it,
+   * so its record, published ports and overlay entries drop it, or the address would be announced after
+   * another container got it. A release after DeleteEndpoint (every other case) finds no endpoint.
+   */
+  async dropReleasedV6(address: string): Promise<void> {
+    const holds = (e: EndpointRecord | undefined) => e?.addressV6?.split('/')[0] === address;
+    const found = (await this.endpoints()).find(holds);
+    if (!found) return;
+    await this.onEndpoint(found.networkId, found.id, async () => {
+      const ep = await this.endpoint(found.networkId, found.id);
+      const net = await this.network(found.networkId);
+      if (!ep || !net || !holds(ep)) return;
+      const { addressV6: _dropped, ...kept } = ep;
+      if (net.mode === 'overlay') await this.deps.overlay!.control.unpublish(net, ep);
+      await this.save(keys.endpoint(net.id, ep.id), kept);
+      if (net.mode === 'overlay') await this.deps.overlay!.control.publish(net, kept);
+      if (ep.ports.length) await this.locks.run(PORTS, async () => this.deps.firewall.syncNetwork(net, await this.endpoints(net.id)));
+      this.deps.log.warn('IPv6 address released by dockerd while the endpoint lives: dropped from it', { network: short(net.id), endpoint: short(ep.id), address });
+    });
+  }
+
   async networks(): Promise<NetworkRecord[]> {
     return (await this.deps.store.list(keys.networks)).map((e) => decode<NetworkRecord>(e));
   }
