@@ -77,12 +77,27 @@ test('the first call showing a 29.x engine logs one loud warning naming the fix 
 
 describe('network options libnetwork 28+ passes on', () => {
   test('advertise_addr_nmsgs/_ms (validated by libnetwork for every driver) are accepted and ignored', async () => {
-    const nid = dockerId();
-    const generic = { 'com.docker.network.advertise_addr_nmsgs': '1', 'com.docker.network.advertise_addr_ms': '200', 'com.docker.network.bridge.enable_icc': 'true' };
-    expect(await createNetwork(nid, '10.70.0.0/24', '10.70.0.1/24', generic)).toMatchObject({ status: 200, body: {} });
+    // Sent by dockerd 28.5.2 for `docker network create -d knit --ipam-driver knit -o com.docker.network.advertise_addr_nmsgs=1
+    // -o com.docker.network.advertise_addr_ms=200 adv` (captured on the test bed); knit used to refuse it.
+    const nid = 'cdebe4dc75a13dd4c4a6996260ebc4773b1ecc097be870100a049557a7cac903';
+    const literal = `{"NetworkID":"${nid}","Options":{"com.docker.network.enable_ipv4":true,"com.docker.network.enable_ipv6":false,` +
+      '"com.docker.network.generic":{"com.docker.network.advertise_addr_ms":"200","com.docker.network.advertise_addr_nmsgs":"1"}},' +
+      '"IPv4Data":[{"AddressSpace":"knit-local","Gateway":"10.70.0.1/24","Pool":"10.70.0.0/24"}],"IPv6Data":[]}';
+    expect(await post(socket, '/NetworkDriver.CreateNetwork', literal)).toMatchObject({ status: 200, body: {} });
     expect(await linkExists(bridgeOf(nid))).toBe(true);
     expect((await post(socket, '/NetworkDriver.DeleteNetwork', { NetworkID: nid })).status).toBe(200);
     expect(await linkExists(bridgeOf(nid))).toBe(false);
+  });
+
+  test('--opt encrypted, as dockerd 28.5.2 sends it, is refused as not supported yet', async () => {
+    const nid = '10a80061eea83134bc844c380f4cdfb87191e33afbf68668413a032d4fe446c7';
+    const literal = `{"NetworkID":"${nid}","Options":{"com.docker.network.enable_ipv4":true,"com.docker.network.enable_ipv6":false,` +
+      '"com.docker.network.generic":{"encrypted":""}},"IPv4Data":[{"AddressSpace":"knit-local","Gateway":"10.71.0.1/24","Pool":"10.71.0.0/24"}],"IPv6Data":[]}';
+    const r = await post(socket, '/NetworkDriver.CreateNetwork', literal);
+    expect(r.status).toBe(500);
+    expect(r.body.Err).toBe('option encrypted: encrypted knit overlays are not supported yet; create the network without --opt encrypted');
+    expect(await linkExists(bridgeOf(nid))).toBe(false);
+    expect((await post(socket, '/knit.Status', {})).body.networks).toBe(0);
   });
 
   test.each([
