@@ -12,7 +12,7 @@ export const ENGINES: readonly EngineVersion[] = ['20.10', '26.1', '28.5'];
  */
 export const SUITE_ENGINES = {
   'bridge-basics': ['20.10', '26.1', '28.5'],
-  'bridge-features': ['20.10', '28.5'],
+  'bridge-features': ['20.10', '26.1', '28.5'],
   overlay: ['20.10', '26.1', '28.5'],
   // The Consul client is the same on every engine: one engine proves it.
   'overlay-consul': ['20.10'],
