@@ -68,20 +68,20 @@ function parseInteger(key: string, value: unknown, min: number, max: number): nu
 export const ENCRYPTED = 'encrypted';
 
 /**
- * Whether a generic option is knit's to read. Names under knit's prefixes (knit.*, the bridge driver's options
- * knit takes over) must be known: a typo there is refused. Anything else is not knit's and is ignored: libnetwork
- * 28+ validates some options for every driver and passes them on (com.docker.network.advertise_addr_nmsgs and
- * advertise_addr_ms), and daemon.json default-network-opts may carry options meant for other layers.
+ * Options libnetwork itself reads and validates for every driver, then passes on in the generic options
+ * (dockerd 28+: how many unsolicited ARP/NA messages it sends for a new interface, and how far apart). They are
+ * not knit's: accepted and ignored, where any other unknown key is refused (a typo must not pass silently).
  */
+export const LIBNETWORK_OPTIONS = new Set(['com.docker.network.advertise_addr_nmsgs', 'com.docker.network.advertise_addr_ms']);
+
+/** Whether knit reads a generic option (false: libnetwork's own, ignored); throws for one it does not know. */
 function ownOption(key: string): boolean {
   if (KNOWN.has(key)) return true;
+  if (LIBNETWORK_OPTIONS.has(key)) return false;
   if (key === ENCRYPTED) {
     throw badRequest('option encrypted: encrypted knit overlays are not supported yet; create the network without --opt encrypted');
   }
-  if (key.startsWith('knit.') || key.startsWith('com.docker.network.bridge.')) {
-    throw badRequest(`unknown option "${key.slice(0, 100)}"; knit accepts ${[...KNOWN].join(', ')}`);
-  }
-  return false;
+  throw badRequest(`unknown option "${key.slice(0, 100)}"; knit accepts ${[...KNOWN].join(', ')}`);
 }
 
 export function parseGeneric(generic: unknown): Record<string, string> {
