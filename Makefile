@@ -52,6 +52,9 @@ test-kernel: build
 	@mkdir -p $(RESULTS)
 	bash scripts/in-netns.sh knt-kernel $(JEST) --selectProjects kernel --runInBand --json --outputFile=$(RESULTS)/kernel.json
 
+## End-to-end on real engines: 20.10 (Debian 12), 26.1 and 28.5 (Debian trixie and sid roots, built once into
+## .testbed/ by debootstrap). Which suite runs on which engine is SUITE_ENGINES in spec/support/engine.ts (the
+## README's Engines table); each file's duration is in $(RESULTS)/e2e.json.
 test-e2e: build
 	@mkdir -p $(RESULTS)
 	$(JEST) --selectProjects e2e --runInBand --json --outputFile=$(RESULTS)/e2e.json

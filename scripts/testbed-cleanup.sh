@@ -31,7 +31,7 @@ testbed_pids() {
     net=$(readlink "$p/ns/net" 2>/dev/null) || continue
     mnt=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
     if [ -n "${ids[$net]:-}" ] || [ -n "${ids[$mnt]:-}" ]; then echo "$pid"; continue; fi
-    # An engine whose namespaces are already gone is still known by its paths (20.10) or its chroot (26.1).
+    # An engine whose namespaces are already gone is still known by its paths (20.10) or its chroot (26.1, 28.5).
     root=$(readlink "$p/root" 2>/dev/null)
     exe=$(basename "$(readlink "$p/exe" 2>/dev/null)" 2>/dev/null)
     case $root in "$TB"/*) echo "$pid"; continue ;; esac

@@ -14,6 +14,7 @@ import { reconcile } from './network/doctor.js';
 import { IptablesFirewall } from './network/firewall.js';
 import { keys } from './network/records.js';
 import { NetworkDriver } from './network/service.js';
+import { engineHints } from './protocol/engine-hints.js';
 import { routeTable } from './protocol/routes.js';
 import { createApp, listen } from './protocol/server.js';
 import { CallMetrics } from './protocol/metrics.js';
@@ -130,7 +131,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     hostId, cluster, local, networks: () => driver.networks(), endpoints: () => driver.endpoints(),
     calls: () => metrics.snapshot(), spawned: () => spawnCounts(),
   });
-  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status }), log, ready, metrics });
+  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, hints: engineHints(log) }), log, ready, metrics });
   const server: Server = await listen(app, config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
   overlay?.load(await driver.networks(), await driver.endpoints());

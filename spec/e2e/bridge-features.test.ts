@@ -1,5 +1,5 @@
 // Everything Docker's own bridge gives, observed as traffic: NAT, isolation, ICC, internal, ports, IPv6, restart.
-import { addOutsideHost, IMAGE, startHost, stopAll, waitFor, type Host, type OutsideHost } from '../support/testbed.js';
+import { addOutsideHost, engineTag, IMAGE, startHost, stopAll, SUITE_ENGINES, waitFor, type Host, type OutsideHost } from '../support/testbed.js';
 import { Knit } from '../support/knit.js';
 
 let host: Host;
@@ -23,12 +23,15 @@ const dockerKnitNets = async () =>
 async function sourceSeenOutside(container: string): Promise<string> {
   const server = outside.exec(['node', '-e', "require('net').createServer((s)=>{console.log(s.remoteAddress);process.exit(0)}).listen(9000,()=>console.log('up'))"], { timeoutMs: 20_000, reject: false });
   await new Promise((r) => setTimeout(r, 700));
-  await host.docker(['exec', container, 'sh', '-c', `echo hi | nc -w 2 ${outside.ip} 9000`], { reject: false });
+  // A fresh container in `container`'s network namespace: its nc, where `docker exec` on a chrooted engine would
+  // run the machine's binaries.
+  await host.docker(['run', '--rm', '--network', `container:${container}`, IMAGE, 'sh', '-c', `echo hi | nc -w 2 ${outside.ip} 9000`], { reject: false });
   return (await server).stdout.split('\n').filter((l) => l && l !== 'up')[0] ?? '';
 }
 
+describe.each(SUITE_ENGINES['bridge-features'])('on engine %s', (engine) => {
 beforeAll(async () => {
-  host = await startHost({ name: 'features' });
+  host = await startHost({ name: `features${engineTag(engine)}`, engine });
   await host.exec(['iptables', '-P', 'FORWARD', 'DROP']);
   outside = await addOutsideHost(host);
   knit = new Knit(host);
@@ -210,4 +213,5 @@ test('a crash in the middle of network creation leaves rules only for networks D
   }
   for (let i = 0; i < 3; i++) await host.docker(['network', 'rm', `crash${i}`], { reject: false });
   await waitFor('every knit chain gone', async () => (await knitChains()).length === 0, { timeoutMs: 15_000 });
+});
 });

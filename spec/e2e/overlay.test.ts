@@ -1,6 +1,6 @@
 // Overlay networks across three hosts (each a netns with its own dockerd and knit), coordinated through a real
 // etcd, then again through the Consul test server (no Consul server can be installed here; see README).
-import { connectHosts, IMAGE, run, startHost, stopAll, waitFor, type Host } from '../support/testbed.js';
+import { connectHosts, engineTag, IMAGE, run, startHost, stopAll, SUITE_ENGINES, waitFor, type EngineVersion, type Host } from '../support/testbed.js';
 import { Knit } from '../support/knit.js';
 import { startEtcd } from '../support/etcd.js';
 import { startConsulServer } from '../support/consul-server.js';
@@ -48,11 +48,17 @@ async function startStore(kind: 'etcd' | 'consul'): Promise<ClusterStore> {
   return { url: `consul://${consul.address}`, stop: () => consul.stop(), restart: () => consul.start(), dispose: () => consul.close() };
 }
 
-describe.each([['etcd', 'ov'], ['consul', 'oc']] as const)('overlay through %s', (kind, prefix) => {
+const cases: Array<{ kind: 'etcd' | 'consul'; engine: EngineVersion }> = [
+  ...SUITE_ENGINES.overlay.map((engine) => ({ kind: 'etcd' as const, engine })),
+  ...SUITE_ENGINES['overlay-consul'].map((engine) => ({ kind: 'consul' as const, engine })),
+];
+
+describe.each(cases)('overlay through $kind on engine $engine', ({ kind, engine }) => {
 beforeAll(async () => {
   hosts = [];
+  const prefix = `${kind === 'etcd' ? 'ov' : 'oc'}${engineTag(engine)}`;
   for (const name of [`${prefix}a`, `${prefix}b`, `${prefix}c`]) {
-    const h = await startHost({ name });
+    const h = await startHost({ name, engine });
     await h.exec(['iptables', '-P', 'FORWARD', 'DROP']);
     hosts.push(h);
   }
@@ -181,4 +187,57 @@ test('a dead host\'s addresses stay quarantined, then return to the pool after K
   expect(await ipOf(A, 'a-reuse')).toBe(ipC);
   await docker(A, ['rm', '-f', 'a-reuse']);
 });
+});
+
+describe('overlay across engines: 20.10, 26.1 and 28.5 hosts in one cluster', () => {
+  const engines: EngineVersion[] = ['20.10', '26.1', '28.5'];
+  let mixed: Host[] = [];
+  let mixedKnits: Knit[] = [];
+  let etcd: Awaited<ReturnType<typeof startEtcd>> | undefined;
+
+  beforeAll(async () => {
+    for (const engine of engines) mixed.push(await startHost({ name: `mx${engineTag(engine)}`, engine }));
+    await connectHosts(mixed);
+    await run(['ip', '-n', 'knt-underlay', 'addr', 'add', `${STORE_IP}/24`, 'dev', 'knt-ul']);
+    etcd = await startEtcd({ netns: 'knt-underlay', host: STORE_IP });
+    mixedKnits = mixed.map((h) => new Knit(h, { KNIT_STORE: `etcd://${etcd!.endpoint}`, KNIT_ADVERTISE: 'ul0' }));
+    for (const k of mixedKnits) await k.start();
+  });
+
+  afterAll(async () => {
+    for (const k of mixedKnits) await k.stop().catch(() => undefined);
+    await etcd?.dispose();
+    mixed = [];
+    await stopAll();
+  });
+
+  test('one overlay on every engine: each container pings the other two, one VNI and gateway everywhere', async () => {
+    for (const h of mixed) {
+      await h.docker(['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '-o', 'knit.mode=overlay', '--subnet', '10.53.0.0/24', 'mx']);
+    }
+    const names = mixed.map((h) => `on${engineTag(h.engine)}`);
+    await Promise.all(mixed.map((h, i) => h.docker(['run', '-d', '--name', names[i], '--network', 'mx', '--stop-timeout', '1', IMAGE, 'sleep', '600'])));
+    const ips = await Promise.all(mixed.map(async (h, i) => (await h.docker(['inspect', '-f', '{{.NetworkSettings.Networks.mx.IPAddress}}', names[i]])).stdout.trim()));
+    expect(new Set(ips).size).toBe(3);
+    expect((await Promise.all(mixed.map((h) => h.docker(['version', '--format', '{{.Server.Version}}'])))).map((r) => r.stdout.slice(0, 4))).toEqual(['20.1', '26.1', '28.5']);
+    const pings: string[] = [];
+    for (const [i, h] of mixed.entries()) {
+      for (const [j, ip] of ips.entries()) {
+        if (i === j) continue;
+        const ok = await waitFor(`${names[i]} to reach ${names[j]} (${ip})`, async () =>
+          (await h.docker(['exec', names[i], 'ping', '-c', '1', '-W', '2', ip], { reject: false })).exitCode === 0, { timeoutMs: 15_000, intervalMs: 500 });
+        if (ok) pings.push(`${names[i]}->${names[j]}`);
+      }
+    }
+    expect(pings).toHaveLength(6);
+    const vnis = await Promise.all(mixed.map(async (h) => /vxlan id (\d+) /.exec((await h.exec(['ip', '-d', 'link', 'show', 'type', 'vxlan'])).stdout)?.[1]));
+    expect(new Set(vnis).size).toBe(1);
+    expect(vnis[0]).toMatch(/^\d+$/);
+    const gws = await Promise.all(mixed.map(async (h) => (await h.docker(['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Gateway}}', 'mx'])).stdout.trim()));
+    expect(new Set(gws).size).toBe(1);
+    for (const [i, h] of mixed.entries()) {
+      await h.docker(['rm', '-f', names[i]]);
+      await h.docker(['network', 'rm', 'mx']);
+    }
+  });
 });

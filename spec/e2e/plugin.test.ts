@@ -8,7 +8,7 @@ import { post } from '../support/client.js';
 import { paths } from '../support/engine.js';
 import { repoRoot } from '../support/layout.js';
 import { nsIdentity, pidsInNamespaces, removeCgroup } from '../support/reap.js';
-import { ensureTrixie, IMAGE, run, startHost, stopAll, waitFor, type EngineVersion, type Host } from '../support/testbed.js';
+import { ensureChroot, TRIXIE, IMAGE, run, startHost, stopAll, waitFor, type EngineVersion, type Host } from '../support/testbed.js';
 
 const PLUGIN = 'knit:latest';
 /** The first build runs debootstrap and npm; later ones reuse plugin/build/cache. */
@@ -78,7 +78,7 @@ afterAll(() => stopAll(), 120_000);
  */
 async function atDefaultDataRoot(host: Host, engine: EngineVersion): Promise<string> {
   const dataRoot = paths(host.dir).data;
-  const target = engine === '20.10' ? '/var/lib/docker' : join(await ensureTrixie(), 'var/lib/docker');
+  const target = engine === '20.10' ? '/var/lib/docker' : join(await ensureChroot(TRIXIE), 'var/lib/docker');
   await mkdir(target, { recursive: true });
   await host.exec(['mount', '--bind', dataRoot, target], { mount: true });
   return dataRoot;

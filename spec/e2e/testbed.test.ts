@@ -105,19 +105,38 @@ test('a 20.10 host runs containers on a bridge, finds plugins, and an outside ho
   expect(await leftovers(['tb20'])).toEqual([]);
 }, 180_000);
 
-test('a 26.1 host (trixie chroot) runs containers and finds plugins', async () => {
-  const host = await startHost({ name: 'tb26', engine: '26.1' });
+test.each([
+  { engine: '26.1', name: 'tb26', suite: 'trixie' },
+  { engine: '28.5', name: 'tb28', suite: 'sid' },
+] as const)('a $engine host ($suite chroot) runs containers and finds plugins', async ({ engine, name, suite }) => {
+  const host = await startHost({ name, engine });
   try {
-    expect((await host.docker(['version', '--format', '{{.Server.Version}}'])).stdout).toMatch(/^26\.1\./);
+    expect((await host.docker(['version', '--format', '{{.Server.Version}}'])).stdout).toMatch(new RegExp(`^${engine.replace('.', '\\.')}\\.`));
     expect((await host.docker(['run', '--rm', '--network', 'none', IMAGE, 'true'])).exitCode).toBe(0);
     await host.docker(['run', '-d', '--name', 'tb-idle', IMAGE, 'sleep', '120']);
     expect((await host.exec(['ls', '/var/run/docker/netns'], { mount: true })).stdout).toMatch(/^[0-9a-f]{12}$/m);
+    // What a container sees comes from the image (busybox's sh), not from the machine or the chroot.
+    const bin = (await host.docker(['run', '--rm', IMAGE, 'ls', '/bin'])).stdout.split('\n');
+    expect(bin).toContain('busybox');
+    expect(bin).not.toContain('bash');
     await probePluginDiscovery(host);
   } finally {
     await host.stop();
   }
-  expect(await leftovers(['tb26'])).toEqual([]);
-  expect(existsSync(join(testbedDir, 'trixie', '.knit-complete'))).toBe(true);
+  expect(await leftovers([name])).toEqual([]);
+  expect(existsSync(join(testbedDir, suite, '.knit-complete'))).toBe(true);
+}, 420_000);
+
+test('the 28.5 chroot carries Docker Compose v2, which drives that engine', async () => {
+  const host = await startHost({ name: 'tbc28', engine: '28.5' });
+  try {
+    expect((await host.dockerInRoot(['compose', 'version', '--short'])).stdout).toMatch(/^v?2\.\d+\.\d+/);
+    const info = await host.dockerInRoot(['info', '--format', '{{.ServerVersion}}']);
+    expect(info.stdout).toMatch(/^28\.5\./);
+  } finally {
+    await host.stop();
+  }
+  expect(await leftovers(['tbc28'])).toEqual([]);
 }, 420_000);
 
 test('connectHosts joins two hosts on an underlay where they ping each other', async () => {

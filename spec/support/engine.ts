@@ -1,7 +1,29 @@
 // Plans one engine's namespace: the mounts its private mount namespace needs, and the dockerd command line.
 import { join } from 'node:path';
 
-export type EngineVersion = '20.10' | '26.1';
+export type EngineVersion = '20.10' | '26.1' | '28.5';
+
+/** Every engine of the test bed: 20.10 is the machine's own docker.io, the others run from a Debian chroot. */
+export const ENGINES: readonly EngineVersion[] = ['20.10', '26.1', '28.5'];
+
+/**
+ * Which e2e suites run on which engines (CI runs every file; this is its engine matrix, kept within CI's time
+ * budget; the README's Engines table shows it with each file's measured duration).
+ */
+export const SUITE_ENGINES = {
+  'bridge-basics': ['20.10', '26.1', '28.5'],
+  'bridge-features': ['20.10', '26.1', '28.5'],
+  overlay: ['20.10', '26.1', '28.5'],
+  // The Consul client is the same on every engine: one engine proves it.
+  'overlay-consul': ['20.10'],
+  compose: ['28.5'],
+} as const satisfies Record<string, readonly EngineVersion[]>;
+
+/** A short tag for host names: '28.5' → '28'. */
+export const engineTag = (engine: EngineVersion): string => engine.split('.')[0];
+
+/** Engines that run from a chroot (their root, mounts and exec-root differ from the machine's 20.10). */
+export const chrooted = (engine: EngineVersion): boolean => engine !== '20.10';
 
 export interface EngineLayout {
   engine: EngineVersion;
@@ -9,7 +31,7 @@ export interface EngineLayout {
   dir: string;
   /** cgroup parent of the containers, so teardown finds every one of them. */
   cgroup: string;
-  /** The trixie chroot, for 26.1. */
+  /** The chroot the engine runs from (trixie for 26.1, sid for 28.5). */
   root?: string;
 }
 
@@ -47,7 +69,7 @@ function ownSysfs(dir: string): MountStep[] {
 /** Directories the steps mount on, which must exist beforehand in the shared (root) file system. */
 export function mountTargets(l: EngineLayout): string[] {
   const common = [paths(l.dir).cgroupPark, '/run/docker/plugins', '/run/containerd'];
-  return l.engine === '26.1' && l.root ? [...common, join(l.root, l.dir)] : common;
+  return chrooted(l.engine) && l.root ? [...common, join(l.root, l.dir)] : common;
 }
 
 export function mountPlan(l: EngineLayout): MountStep[] {
@@ -62,7 +84,7 @@ export function mountPlan(l: EngineLayout): MountStep[] {
     ];
   }
   const t = l.root;
-  if (!t) throw new Error('engine 26.1 needs the trixie root');
+  if (!t) throw new Error(`engine ${l.engine} needs its chroot`);
   return [
     ...ownSysfs(l.dir),
     // The chroot must be a mount point, or `docker load` fails: "remount /, flags: 0x84000: invalid argument".
@@ -95,6 +117,6 @@ export function dockerdArgv(l: EngineLayout): string[] {
     '--cgroup-parent', `/${l.cgroup}`,
   ];
   if (l.engine === '20.10') return ['dockerd', '--exec-root', p.exec, ...common];
-  if (!l.root) throw new Error('engine 26.1 needs the trixie root');
+  if (!l.root) throw new Error(`engine ${l.engine} needs its chroot`);
   return ['chroot', l.root, 'dockerd', ...common];
 }

@@ -2,13 +2,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { dockerdArgv, execRoot, mountPlan, mountTargets, paths, type EngineLayout, type EngineVersion } from './engine.js';
+import { chrooted, dockerdArgv, execRoot, mountPlan, mountTargets, paths, type EngineLayout, type EngineVersion } from './engine.js';
 import { ensureImage, loadImage } from './image.js';
 import { checkHostName, ENGINE_PATH, hostCgroup, hostDir, hostNetns, mountNsDir } from './layout.js';
 import { mountsUnder, nsIdentity, pidsInCgroup, pidsInNamespaces, signal, waitGone } from './reap.js';
 import { GiveUp, run, spawnLogged, waitFor, type RunOptions, type RunResult, type Spawned } from './proc.js';
 import { destroyHost, type Attachment } from './teardown.js';
-import { ensureTrixie } from './trixie.js';
+import { ensureChroot, SID, TRIXIE } from './chroot.js';
 import { connectHosts } from './underlay.js';
 
 export interface HostOptions {
@@ -21,7 +21,7 @@ export interface HostOptions {
 }
 
 export interface ExecOptions extends RunOptions {
-  /** Also enter the host's mount namespace (to see /run/docker/plugins, SandboxKey paths, the 26.1 exec-root). */
+  /** Also enter the host's mount namespace (to see /run/docker/plugins, SandboxKey paths, a chrooted engine's exec-root). */
   mount?: boolean;
 }
 
@@ -74,6 +74,17 @@ export class Host {
 
   docker(args: string[], opts: { timeoutMs?: number; reject?: boolean; input?: string } = {}): Promise<RunResult> {
     return run(['docker', '-H', `unix://${paths(this.dir).sock}`, ...args], { timeoutMs: 60_000, ...opts });
+  }
+
+  /**
+   * The chroot's own docker CLI (with its plugins, e.g. Compose v2 on 28.5) against this engine, run inside the
+   * host's namespaces; the work dir has the same path inside the chroot, so files under it can be passed by path.
+   */
+  dockerInRoot(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+    const root = this.layout.root;
+    if (!root) throw new Error(`host ${this.name} runs engine ${this.engine}, which has no chroot of its own`);
+    const argv = ['chroot', root, 'env', `PATH=${ENGINE_PATH}`, 'HOME=/root', 'docker', '-H', `unix://${paths(this.dir).sock}`, ...args];
+    return run([...this.nsenter(true), ...argv], { timeoutMs: 120_000, ...opts });
   }
 
   /** Runs a command in the host's network namespace (and mount namespace with `mount: true`). */
@@ -202,11 +213,11 @@ async function createNamespaces(host: Host, layout: EngineLayout): Promise<void>
   }
 }
 
-/** Starts a host (about 1-2 s once the image and, for 26.1, the chroot exist) and loads the test image. */
+/** Starts a host (about 1-2 s once the image and, for 26.1 and 28.5, the chroot exist) and loads the test image. */
 export async function startHost(opts: HostOptions): Promise<Host> {
   checkHostName(opts.name);
   const engine = opts.engine ?? '20.10';
-  const root = engine === '26.1' ? await ensureTrixie() : undefined;
+  const root = chrooted(engine) ? await ensureChroot(engine === '26.1' ? TRIXIE : SID) : undefined;
   await ensureImage();
   const netns = hostNetns(opts.name);
   if (existsSync(`/run/netns/${netns}`)) {

@@ -5,7 +5,6 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const testbedDir = join(repoRoot, '.testbed');
 export const imageTar = join(testbedDir, 'busybox.tar');
-export const trixieDir = join(testbedDir, 'trixie');
 /** Persistent mount namespaces are bind-mounted on files here (a private mount, so the binds are allowed). */
 export const mountNsDir = join(testbedDir, 'ns');
 export const hostsDir = join(testbedDir, 'hosts');

@@ -13,7 +13,7 @@ export interface Attachment {
 }
 
 export interface DestroyOptions {
-  /** The trixie root a 26.1 engine used, to remove the work dir's mount point inside it. */
+  /** The chroot a 26.1 or 28.5 engine used, to remove the work dir's mount point inside it. */
   root?: string;
   attachments?: Attachment[];
 }

@@ -1,4 +1,4 @@
-// The end-to-end test bed: simulated Docker hosts (20.10 or 26.1 engines) in namespaces, and their wiring.
+// The end-to-end test bed: simulated Docker hosts (20.10, 26.1 or 28.5 engines) in namespaces, and their wiring.
 import { join } from 'node:path';
 import { liveHosts } from './host.js';
 import { ensureImage } from './image.js';
@@ -9,11 +9,11 @@ import { removeUnderlay } from './underlay.js';
 
 export { Host, startHost, type ExecOptions, type HostOptions } from './host.js';
 export { ensureImage, IMAGE } from './image.js';
-export { ensureTrixie } from './trixie.js';
+export { chrootDir, ensureChroot, SID, TRIXIE } from './chroot.js';
 export { addOutsideHost, connectHosts, DEFAULT_UNDERLAY, removeUnderlay, type OutsideHost } from './underlay.js';
 export { destroyHost } from './teardown.js';
 export { GiveUp, run, RunError, waitFor, type RunOptions, type RunResult, type Spawned } from './proc.js';
-export type { EngineVersion } from './engine.js';
+export { ENGINES, engineTag, SUITE_ENGINES, type EngineVersion } from './engine.js';
 
 const TOOLS = ['dockerd', 'docker', 'containerd', 'runc', 'nsenter', 'unshare', 'ip', 'iptables', 'busybox', 'debootstrap', 'etcd'];
 

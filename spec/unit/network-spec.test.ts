@@ -1,5 +1,5 @@
 // CreateNetwork options: strict on -o options, exact on what each one means.
-import { buildSpec } from '../../src/network/spec.js';
+import { buildSpec, parseGeneric } from '../../src/network/spec.js';
 
 const ID = 'a'.repeat(64);
 const v4 = [{ pool: '10.20.0.0/24', gateway: '10.20.0.1/24', aux: {} }];
@@ -35,9 +35,17 @@ describe('network options', () => {
     [{ 'knit.mode': 'overlay', 'knit.vni': '16777216' }, /from 1 to 16777215/],
     [{ 'com.docker.network.bridge.host_binding_ipv4': 'localhost' }, /not an IP address/],
     [{ bogus: '1' }, /unknown option "bogus"/],
+    [{ 'knit.mdoe': 'overlay' }, /unknown option "knit.mdoe"/],
+    [{ 'com.docker.network.bridge.gateway_mode_ipv4': 'routed' }, /unknown option "com.docker.network.bridge.gateway_mode_ipv4"/],
+    [{ encrypted: '' }, /encrypted knit overlays are not supported yet/],
     [{ 'com.docker.network.bridge.name': { a: 1 } }, /must be a string/],
   ])('refuses %p', (generic, msg) => {
     expect(() => spec(generic)).toThrow(msg);
+  });
+  test('libnetwork\'s own options (dockerd 28+ passes them on to every driver) are accepted and ignored', () => {
+    const generic = { 'com.docker.network.advertise_addr_nmsgs': '1', 'com.docker.network.advertise_addr_ms': '200', 'knit.mode': 'overlay' };
+    expect(spec(generic)).toMatchObject({ mode: 'overlay' });
+    expect(parseGeneric(generic)).toEqual({ 'knit.mode': 'overlay' });
   });
   test('a gateway outside the subnet is refused', () => {
     expect(() => buildSpec({ id: ID, options: {}, ipv4: [{ pool: '10.20.0.0/24', gateway: '10.21.0.1/24', aux: {} }], ipv6: [], defaultBridge: 'x' })).toThrow(/not in subnet/);

@@ -30,6 +30,7 @@ const network: NetworkApi = {
   leave: stub('leave', undefined),
   programExternal: stub('programExternal', undefined),
   revokeExternal: stub('revokeExternal', undefined),
+  dropReleasedV6: stub('dropReleasedV6', undefined),
 };
 const ipam: IpamApi = {
   requestPool: stub('requestPool', { poolId: 'knit:10.210.0.0/24', pool: '10.210.0.0/24' }),

@@ -4,7 +4,7 @@ import { type Cidr, containsCidr, type Family, formatCidr, parseCidr, sameCidr, 
 import { badRequest, conflict } from '../errors.js';
 import { decode, encode } from '../store/records.js';
 import type { HeldPool, Ledger } from './ledger.js';
-import { chooseSubnet, overlapping, parsePoolId, poolId, sameRange } from './pools.js';
+import { chooseSubnet, isAnySubnet, overlapping, parsePoolId, poolId, type PoolSpec, resized, sameRange } from './pools.js';
 import { type AddressRecord, keys, type PoolRecord } from './records.js';
 
 export interface PoolRequest {
@@ -26,6 +26,7 @@ export async function requestPoolOnce(l: Ledger, req: PoolRequest): Promise<Pool
   if (subnet.family !== family) {
     throw badRequest(`subnet ${req.pool} is IPv${subnet.family} but the request is for an IPv${family} pool`);
   }
+  if (isAnySubnet(subnet)) return createSizedPool(l, subnet, req.subPool, held);
   const range = req.subPool ? parseCidr(req.subPool, 'ip-range') : undefined;
   if (range && !containsCidr(subnet, range)) throw badRequest(`ip-range ${req.subPool} is not inside subnet ${req.pool}`);
   const same = held.find((h) => sameCidr(h.subnet, subnet));
@@ -37,8 +38,18 @@ export async function requestPoolOnce(l: Ledger, req: PoolRequest): Promise<Pool
   return createPool(l, subnet, range);
 }
 
-async function createDynamicPool(l: Ledger, family: Family, held: HeldPool[]): Promise<PoolAnswer | undefined> {
-  const { defaultPools, reservedNetworks } = l.deps;
+/** "0.0.0.0/N" (dockerd 29+): a /N subnet from the default ranges, however KNIT_DEFAULT_POOLS cuts them. */
+async function createSizedPool(l: Ledger, any: Cidr, subPool: string | undefined, held: HeldPool[]): Promise<PoolAnswer | undefined> {
+  if (subPool) throw badRequest(`an --ip-range (SubPool ${subPool}) needs a given subnet, not ${formatCidr(any)}`);
+  const specs = resized(l.deps.defaultPools, any.family, any.prefix);
+  if (specs.length === 0) {
+    throw badRequest(`no KNIT_DEFAULT_POOLS range can hold a /${any.prefix} IPv${any.family} subnet (asked for ${formatCidr(any)}); ask for another size or give --subnet`);
+  }
+  return createDynamicPool(l, any.family, held, specs);
+}
+
+async function createDynamicPool(l: Ledger, family: Family, held: HeldPool[], defaultPools: PoolSpec[] = l.deps.defaultPools): Promise<PoolAnswer | undefined> {
+  const { reservedNetworks } = l.deps;
   const avoid = [...held.map((h) => h.subnet), ...(await reservedNetworks())];
   const subnet = chooseSubnet(defaultPools, family, avoid);
   if (!subnet) {

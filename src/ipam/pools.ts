@@ -54,6 +54,18 @@ export function chooseSubnet(specs: PoolSpec[], family: Family, avoid: Cidr[]): 
   return undefined;
 }
 
+/** dockerd 29+ asks for "any /N from your default pools" as RequestPool "0.0.0.0/N" or "::/N" (moby#50114). */
+export const isAnySubnet = (c: Cidr): boolean => c.base === 0n && c.prefix > 0;
+
+/**
+ * The default ranges re-cut into /size pools (for an "any /N" request): ranges narrower than /size cannot hold
+ * one and are left out. Empty when none can, or the size leaves no usable addresses.
+ */
+export function resized(specs: PoolSpec[], family: Family, poolSize: number): PoolSpec[] {
+  if (poolSize > (family === 4 ? 30 : 126)) return [];
+  return specs.filter((s) => s.base.family === family && s.base.prefix <= poolSize).map((s) => ({ base: s.base, size: poolSize }));
+}
+
 /** The first pool in `held` that overlaps `subnet` without being the same subnet, if any. */
 export function overlapping(subnet: Cidr, held: Cidr[]): Cidr | undefined {
   return held.find((h) => overlaps(h, subnet) && !sameCidr(h, subnet));

@@ -63,6 +63,11 @@ export class NetworkDriver {
     return this.external.revoke(networkId, endpointId);
   }
 
+  /** An IPv6 address dockerd 29+ released through IPAM alone while its endpoint lives (Endpoints.dropReleasedV6). */
+  dropReleasedV6(address: string): Promise<void> {
+    return this.eps.dropReleasedV6(address);
+  }
+
   endpointInfo(networkId: string, endpointId: string): Promise<Record<string, unknown>> {
     return this.eps.info(networkId, endpointId);
   }

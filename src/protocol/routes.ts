@@ -3,6 +3,7 @@ import { ADDRESS_SPACES } from '../ipam/pools.js';
 import { badRequest } from '../errors.js';
 import type { IpamApi, NetworkApi } from './api.js';
 import { decode } from './decode.js';
+import type { EngineHints } from './engine-hints.js';
 import { GATEWAY_REQUEST, ipamRequests as ir, type IpamDataWire, networkRequests as nr } from './wire.js';
 import type { IpamConfig } from '../network/spec.js';
 
@@ -21,12 +22,14 @@ export interface Handlers {
   doctor: () => Promise<object>;
   /** Call timings, processes spawned, memory (`knit status`, benchmarks). */
   status: () => Promise<object>;
+  /** Told what each call shows about dockerd's version. */
+  hints?: EngineHints;
 }
 
 const ipamConfigs = (list: IpamDataWire[] | null | undefined): IpamConfig[] =>
   (list ?? []).map((d) => ({ addressSpace: d.AddressSpace, pool: d.Pool, gateway: d.Gateway || undefined, aux: d.AuxAddresses ?? {} }));
 
-export function routeTable({ network, ipam, doctor, status }: Handlers): Record<string, Route> {
+export function routeTable({ network, ipam, doctor, status, hints }: Handlers): Record<string, Route> {
   const net = (handle: (body: unknown) => Promise<object>): Route => ({ ipam: false, handle });
   const ipm = (handle: (body: unknown) => Promise<object>): Route => ({ ipam: true, handle });
   return {
@@ -101,13 +104,16 @@ export function routeTable({ network, ipam, doctor, status }: Handlers): Record<
     '/IpamDriver.ReleasePool': ipm(async (b) => (await ipam.releasePool(decode(ir.releasePool, b).PoolID), {})),
     '/IpamDriver.RequestAddress': ipm(async (b) => {
       const r = decode(ir.requestAddress, b);
+      hints?.requestAddress(r.Options);
       const gateway = r.Options?.RequestAddressType === GATEWAY_REQUEST;
       const address = await ipam.requestAddress({ poolId: r.PoolID, address: r.Address || undefined, gateway });
       return { Address: address, Data: {} };
     }),
     '/IpamDriver.ReleaseAddress': ipm(async (b) => {
       const r = decode(ir.releaseAddress, b);
-      return (await ipam.releaseAddress(r.PoolID, r.Address), {});
+      await ipam.releaseAddress(r.PoolID, r.Address);
+      if (r.Address.includes(':')) await network.dropReleasedV6(r.Address);
+      return {};
     }),
     '/knit.Doctor': net(async () => doctor()),
     '/knit.Status': { ipam: false, instant: true, handle: async () => status() },

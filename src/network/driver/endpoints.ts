@@ -108,6 +108,30 @@ export class Endpoints {
     });
   }
 
+  /**
+   * dockerd 29+ releases a live endpoint's IPv6 address through IPAM alone when a sysctl took it off the
+   * interface (built-in drivers are told, remote ones are not): the endpoint runs on without it, so its record,
+   * published ports and overlay entries drop it, or the address would be announced after another container got
+   * it. A release after DeleteEndpoint (every other case) finds no endpoint.
+   */
+  async dropReleasedV6(address: string): Promise<void> {
+    const holds = (e: EndpointRecord | undefined) => e?.addressV6?.split('/')[0] === address;
+    const found = (await this.s.endpoints()).find(holds);
+    if (!found) return;
+    await this.s.onEndpoint(found.networkId, found.id, async () => {
+      const ep = await this.s.endpoint(found.networkId, found.id);
+      const net = await this.s.network(found.networkId);
+      if (!ep || !net || !holds(ep)) return;
+      const { addressV6: _dropped, ...kept } = ep;
+      const overlay = net.mode === 'overlay' ? this.s.deps.overlay : undefined;
+      await overlay?.unpublish(net, ep);
+      await this.s.save(keys.endpoint(net.id, ep.id), kept);
+      await overlay?.publish(net, kept);
+      if (ep.ports.length) await this.s.locks.run(PORTS, async () => this.s.deps.firewall.syncNetwork(net, await this.s.endpoints(net.id)));
+      this.s.deps.log.warn('IPv6 address released by dockerd while the endpoint lives: dropped from it', { network: short(net.id), endpoint: short(ep.id), address });
+    });
+  }
+
   async info(networkId: string, endpointId: string): Promise<Record<string, unknown>> {
     const ep = await this.s.endpoint(networkId, endpointId);
     if (!ep) return {};
