@@ -17,6 +17,10 @@ export interface Config {
   reclaimAfterSeconds: number;
   consulToken?: string;
   etcdTls?: { ca?: string; cert?: string; key?: string };
+  /** knit's resolver address (KNIT_DNS_ADDRESS); undefined when set empty: no resolver, no names. */
+  dnsAddress?: string;
+  /** The Docker engine's socket path (from KNIT_DOCKER_HOST), where names come from. */
+  dockerSocket: string;
 }
 
 export const DEFAULTS = {
@@ -26,6 +30,8 @@ export const DEFAULTS = {
   logLevel: 'info',
   defaultPools: '10.208.0.0/12:24,fd6b:6e69:7400::/40:64',
   reclaimAfter: '3600',
+  dnsAddress: '169.254.53.53',
+  dockerHost: 'unix:///var/run/docker.sock',
 } as const;
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -47,6 +53,24 @@ function parseHostPort(text: string, raw: string): { host: string; port: number 
   const port = m ? Number(m[2]) : 0;
   if (!m || port < 1 || port > 65535) throw badRequest(`KNIT_STORE "${raw}": "${text}" is not HOST:PORT`);
   return { host: m[1], port };
+}
+
+/** Empty turns the resolver off; otherwise one IPv4 address, which knit puts on the host's `lo`. */
+export function parseDnsAddress(raw: string | undefined): string | undefined {
+  if (raw === '') return undefined;
+  const text = raw ?? DEFAULTS.dnsAddress;
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (!m || m.slice(1).some((o) => Number(o) > 255 || (o.length > 1 && o.startsWith('0')))) {
+    throw badRequest(`KNIT_DNS_ADDRESS "${text}" is not an IPv4 address; use e.g. 169.254.53.53, or set it empty to turn knit's resolver off`);
+  }
+  return text;
+}
+
+export function parseDockerHost(raw: string | undefined): string {
+  const text = raw || DEFAULTS.dockerHost;
+  const m = /^unix:\/\/(\/[^\0]{0,1000})$/.exec(text);
+  if (!m) throw badRequest(`KNIT_DOCKER_HOST "${text}" is not unix:///PATH (the Docker engine's socket, e.g. ${DEFAULTS.dockerHost})`);
+  return m[1];
 }
 
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
@@ -73,5 +97,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     etcdTls: env.KNIT_ETCD_CA || env.KNIT_ETCD_CERT || env.KNIT_ETCD_KEY
       ? { ca: env.KNIT_ETCD_CA || undefined, cert: env.KNIT_ETCD_CERT || undefined, key: env.KNIT_ETCD_KEY || undefined }
       : undefined,
+    dnsAddress: parseDnsAddress(env.KNIT_DNS_ADDRESS),
+    dockerSocket: parseDockerHost(env.KNIT_DOCKER_HOST),
   };
 }

@@ -1,6 +1,7 @@
 // The network driver handler: load records, plan, save, apply to the kernel, undo on failure.
 import { badRequest, conflict, describe, notFound } from '../errors.js';
 import type { Overlay } from './overlay.js';
+import { dnsServersOf, planDnsRoute, type StaticRoute } from './dns.js';
 import { VXLAN_OVERHEAD } from './overlay-plan.js';
 import type { Op, LinkState } from '../datapath/ops.js';
 import type { VxlanEntries } from '../datapath/parse.js';
@@ -42,6 +43,8 @@ export interface NetworkDeps {
   boundPorts: () => Promise<Record<PortMapping['proto'], Set<number>>>;
   /** Present when KNIT_ADVERTISE names this host's underlay: overlay networks are possible. */
   overlay?: { control: Overlay; vtep: string; underlayMtu: number };
+  /** knit's resolver address (KNIT_DNS_ADDRESS), when it runs: internal networks get a route to it. */
+  dnsResolver?: string;
 }
 
 export interface JoinReply {
@@ -49,6 +52,7 @@ export interface JoinReply {
   gateway?: string;
   gatewayV6?: string;
   disableGatewayService: boolean;
+  staticRoutes: StaticRoute[];
 }
 
 const ALL = '*';
@@ -144,7 +148,7 @@ export class NetworkDriver {
         }
         return { mac };
       }
-      const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId), mac, ports: [], createdAt: new Date().toISOString() };
+      const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId), mac, ...dnsServersOf(net, req.options), ports: [], createdAt: new Date().toISOString() };
       if (req.address) ep.address = req.address;
       if (req.addressV6) ep.addressV6 = req.addressV6;
       await this.save(keys.endpoint(net.id, ep.id), ep);
@@ -207,7 +211,7 @@ export class NetworkDriver {
         const { leftAt: _, ...joined } = ep;
         await this.save(keys.endpoint(net.id, ep.id), { ...joined, sandboxKey: req.sandboxKey });
       }
-      const reply: JoinReply = { srcName: ep.peerIf, disableGatewayService: net.internal };
+      const reply: JoinReply = { srcName: ep.peerIf, disableGatewayService: net.internal, staticRoutes: await this.dnsRoutes(net, ep, req.sandboxKey) };
       if (!net.internal) {
         const gw4 = net.ipv4.find((s) => s.gateway)?.gateway;
         const gw6 = net.ipv6.find((s) => s.gateway)?.gateway;
@@ -217,6 +221,13 @@ export class NetworkDriver {
       this.deps.log.info('endpoint joined', { network: short(net.id), endpoint: short(ep.id), sandbox: req.sandboxKey.split('/').pop() });
       return reply;
     });
+  }
+
+  private async dnsRoutes(net: NetworkRecord, ep: EndpointRecord, sandboxKey: string): Promise<StaticRoute[]> {
+    if (!net.internal || !this.deps.dnsResolver) return [];
+    const internal = new Set((await this.networks()).filter((n) => n.internal).map((n) => n.id));
+    const others = (await this.endpoints()).map((e) => ({ ep: e, internal: internal.has(e.networkId) }));
+    return planDnsRoute({ resolver: this.deps.dnsResolver, net, ep, sandboxKey, others });
   }
 
   /** Ports go, and the record says the endpoint left: if knit dies before DeleteEndpoint, dockerd forgets it, and the sweep then does too. */
