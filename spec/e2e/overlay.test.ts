@@ -1,21 +1,12 @@
 // Overlay networks across three hosts (each a netns with its own dockerd and knit), coordinated through a real
 // etcd, then again through the Consul test server (no Consul server can be installed here; see README).
-import { connectHosts, IMAGE, run, startHost, stopAll, waitFor, type Host } from '../support/testbed.js';
+import { connectHosts, IMAGE, startHost, stopAll, waitFor, type Host } from '../support/testbed.js';
 import { Knit } from '../support/knit.js';
-import { startEtcd } from '../support/etcd.js';
-import { startConsulServer } from '../support/consul-server.js';
+import { startClusterStore as startStore, type ClusterStore } from '../support/cluster-store.js';
 
-const STORE_IP = '198.18.0.250';
 const SUBNET = '10.50.0.0/24';
 let hosts: Host[];
 let knits: Knit[];
-/** The store under test, as the hosts see it, with the outage controls the tests need. */
-interface ClusterStore {
-  url: string;
-  stop(): Promise<void>;
-  restart(): Promise<void>;
-  dispose(): Promise<void>;
-}
 let store: ClusterStore;
 let deadAddress = '';
 
@@ -28,25 +19,6 @@ const macOf = async (h: number, name: string) => (await docker(h, ['inspect', '-
 const ping = async (h: number, from: string, to: string) => (await docker(h, ['exec', from, 'ping', '-c', '1', '-W', '2', to], { reject: false })).exitCode === 0;
 const fdb = async (h: number) => (await hosts[h].exec(['bridge', 'fdb', 'show'])).stdout;
 
-
-/** The root namespace joins the underlay, so an in-process server here is reachable from every host. */
-async function rootOnUnderlay(ip: string): Promise<void> {
-  await run(['ip', 'link', 'add', 'knt-root', 'type', 'veth', 'peer', 'name', 'u-root', 'netns', 'knt-underlay']);
-  await run(['ip', '-n', 'knt-underlay', 'link', 'set', 'u-root', 'master', 'knt-ul', 'up']);
-  await run(['ip', 'addr', 'add', `${ip}/24`, 'dev', 'knt-root']);
-  await run(['ip', 'link', 'set', 'knt-root', 'up']);
-}
-
-async function startStore(kind: 'etcd' | 'consul'): Promise<ClusterStore> {
-  if (kind === 'etcd') {
-    await run(['ip', '-n', 'knt-underlay', 'addr', 'add', `${STORE_IP}/24`, 'dev', 'knt-ul']);
-    const etcd = await startEtcd({ netns: 'knt-underlay', host: STORE_IP });
-    return { url: `etcd://${etcd.endpoint}`, stop: () => etcd.stop(), restart: () => etcd.restart(), dispose: () => etcd.dispose() };
-  }
-  await rootOnUnderlay(STORE_IP);
-  const consul = await startConsulServer({ host: STORE_IP });
-  return { url: `consul://${consul.address}`, stop: () => consul.stop(), restart: () => consul.start(), dispose: () => consul.close() };
-}
 
 describe.each([['etcd', 'ov'], ['consul', 'oc']] as const)('overlay through %s', (kind, prefix) => {
 beforeAll(async () => {
@@ -69,7 +41,6 @@ afterAll(async () => {
   for (const k of knits ?? []) await k.stop().catch(() => undefined);
   await store?.dispose();
   await stopAll();
-  await run(['ip', 'link', 'del', 'knt-root'], { reject: false });
 });
 
 test('one VNI everywhere, on a VXLAN device bound to the underlay, MTU 50 below it', async () => {
