@@ -46,6 +46,8 @@ export interface ResolverStats {
   dropped: number;
   servfail: number;
   formerr: number;
+  notimp: number;
+  /** Forwards waiting for an upstream now. */
   inflight: number;
   tcpConnections: number;
 }
