@@ -21,6 +21,8 @@ export interface Config {
   dnsAddress?: string;
   /** The Docker engine's socket path (from KNIT_DOCKER_HOST), where names come from. */
   dockerSocket: string;
+  /** Where the resolver reads its upstream servers (KNIT_RESOLV_CONF); the host's /etc/resolv.conf by default. */
+  resolvConf?: string;
 }
 
 export const DEFAULTS = {
@@ -82,7 +84,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
   if (!/^\d{1,9}$/.test(reclaim)) throw badRequest(`KNIT_RECLAIM_AFTER "${reclaim}" is not a number of seconds`);
   const socket = env.KNIT_SOCKET || DEFAULTS.socket;
   const stateDir = env.KNIT_STATE_DIR || DEFAULTS.stateDir;
-  for (const [name, path] of [['KNIT_SOCKET', socket], ['KNIT_STATE_DIR', stateDir]]) {
+  for (const [name, path] of [['KNIT_SOCKET', socket], ['KNIT_STATE_DIR', stateDir], ['KNIT_RESOLV_CONF', env.KNIT_RESOLV_CONF || '/']]) {
     if (!path.startsWith('/')) throw badRequest(`${name} "${path}" must be an absolute path`);
   }
   return {
@@ -99,5 +101,6 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
       : undefined,
     dnsAddress: parseDnsAddress(env.KNIT_DNS_ADDRESS),
     dockerSocket: parseDockerHost(env.KNIT_DOCKER_HOST),
+    resolvConf: env.KNIT_RESOLV_CONF || undefined,
   };
 }

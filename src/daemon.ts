@@ -23,8 +23,7 @@ import { openClusterStore } from './store/open.js';
 import { Overlay } from './network/overlay.js';
 import { boundPorts } from './datapath/sockets.js';
 import type { Store } from './store/types.js';
-import { LeaseSink } from './names/lease-sink.js';
-import { Names } from './names/service.js';
+import { startNames, type RunningNames } from './names/start.js';
 
 const SWEEP_INTERVAL_MS = 30_000;
 /** A host whose lease lapses this long is gone: the others drop its entries. */
@@ -101,18 +100,14 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     overlay: ul && overlay ? { control: overlay, vtep: ul.vtep, underlayMtu: ul.underlayMtu } : undefined,
     dnsResolver: config.dnsAddress,
   });
-  // Names (issue 13): records under a lease, so a dead host's names go with it.
-  const sink = config.dnsAddress ? new LeaseSink({ store: cluster, ttlSeconds: LEASE_TTL_SECONDS, log }) : undefined;
-  const names = sink && config.dnsAddress
-    ? new Names({ local, cluster, hostId, sink, dockerSocket: config.dockerSocket, resolver: config.dnsAddress, log })
-    : undefined;
+  let names: RunningNames | undefined;
   // Listen first: dockerd gives a plugin seconds to answer, and Activate/GetCapabilities need no state.
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const doctor = async () => ({
     ...(await reconcile({ driver, kernel, firewall, log, initial: false })),
     ...(await sweep({ driver, ipam, kernel, log })),
-    ...(names ? { names: names.findings() } : {}),
+    ...(names ? { names: names.names.findings() } : {}),
   });
   const metrics = new CallMetrics();
   const status = async () => ({
@@ -122,16 +117,20 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     rssBytes: process.memoryUsage().rss,
     networks: (await driver.networks()).length,
     endpoints: (await driver.endpoints()).map((e) => ({ id: e.id.slice(0, 12), address: e.address, addressV6: e.addressV6, ports: e.ports, dnsServers: e.dnsServers })),
-    ...(names ? { names: names.status() } : {}),
+    ...(names ? { names: { ...names.names.status(), answers: names.resolver?.stats() ?? 'resolver not running' } } : {}),
   });
   const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status }), log, ready, metrics });
   const server: Server = await listen(app, config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
   await overlay?.start(await driver.networks(), await driver.endpoints());
   markReady();
-  // After the socket answers: the engine may be waiting for knit at its own start.
-  sink?.start();
-  await names?.start();
+  // Names across hosts (issue 13), after the socket answers: the engine may be waiting for knit at its own start.
+  if (config.dnsAddress) {
+    names = await startNames(
+      { address: config.dnsAddress, dockerSocket: config.dockerSocket, resolvConf: config.resolvConf },
+      { local, cluster, hostId, leaseTtlSeconds: LEASE_TTL_SECONDS, kernel, log },
+    );
+  }
   // What a crash interrupted (a network dockerd gave up on, an address never used) goes at once.
   await sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
   const runSweep = () => void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
@@ -161,12 +160,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       clearInterval(timer);
       clearInterval(liveness);
       clearTimeout(pending);
-      names?.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      await names?.stop();
       await overlay?.stop();
-      await sink?.stop();
       if (cluster !== local) await cluster.close();
       await local.close();
     },
