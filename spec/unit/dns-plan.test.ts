@@ -89,6 +89,13 @@ describe('forwarding', () => {
   test('the host and trusted sources get forwarding only, even for knit names', () => {
     expect(run(query({ name: 'demo1' }), { querier: HOST }).kind).toBe('forward');
   });
+  test('a container only on internal networks gets knit names and REFUSED for the rest (nothing external)', () => {
+    const internal = { ...names, external: (ip: string) => ip !== '10.1.0.2' };
+    expect(data(reply(run(query({ name: 'demo1' }), { names: internal })))).toEqual(['10.1.0.2']);
+    expect(reply(run(query({ name: 'ext.test' }), { names: internal })).rcode).toBe('REFUSED');
+    expect(run(query({ name: 'ext.test' }), { names: internal, querier: '10.2.0.2' }).kind).toBe('forward');
+    expect(run(query({ name: 'ext.test' }), { names: internal, querier: HOST }).kind).toBe('forward');
+  });
   test('a name whose label holds a dot is not taken for a knit name', () => {
     const packet = Buffer.from(query({ name: 'demo1xmy' }));
     packet[12 + 1 + 5] = '.'.charCodeAt(0); // the label "demo1xmy" now reads "demo1.my"

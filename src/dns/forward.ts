@@ -85,23 +85,31 @@ export class Forwarder {
     });
   }
 
-  /** Sends to the next upstream and schedules the one after; a send that fails counts as a failed answer. */
+  /**
+   * Sends to the next upstream and schedules the one after. After a failed answer the next send goes to an
+   * upstream not tried yet; on a timeout, with one upstream, the same one is asked again (a datagram may be lost).
+   */
   private send(p: Pending, upstreams: string[]): void {
     clearTimeout(p.timer);
     if (p.done || p.sends >= MAX_SENDS) return;
-    const host = upstreams[p.sends % upstreams.length];
+    const host = upstreams.find((u) => !p.sentTo.has(this.key(u))) ?? upstreams[p.sends % upstreams.length];
     p.sends++;
-    p.sentTo.add(`${host}#${this.o.port}`);
+    p.sentTo.add(this.key(host));
     const socket = this.socketFor(isIPv6(host.split('%')[0]) ? 6 : 4);
     socket.send(p.packet, this.o.port, host, (err) => err && this.failed(p, upstreams));
     if (p.sends < MAX_SENDS) p.timer = setTimeout(() => this.send(p, upstreams), this.o.retryMs);
   }
 
-  /** SERVFAIL, REFUSED or a send error: the next upstream at once (as Docker does), SERVFAIL when all failed. */
+  private key(host: string): string {
+    return `${host}#${this.o.port}`;
+  }
+
+  /** SERVFAIL, REFUSED or a send error: an upstream not tried yet at once (as Docker does); SERVFAIL when every one sent to failed. */
   private failed(p: Pending, upstreams: string[]): void {
     if (p.done) return;
     p.failures++;
-    if (p.sends < MAX_SENDS) this.send(p, upstreams);
+    const untried = upstreams.some((u) => !p.sentTo.has(this.key(u)));
+    if (untried && p.sends < MAX_SENDS) this.send(p, upstreams);
     else if (p.failures >= p.sends) p.finish();
   }
 

@@ -14,6 +14,12 @@ export interface NameSource {
    * `demo2.mynet` is answered as Docker's embedded resolver does. Without it such names are forwarded.
    */
   networkNamed?(name: string, networks: string[]): string | undefined;
+  /**
+   * Optional: whether names outside knit are forwarded for this knit container; false when every knit network
+   * it is on is internal (`--internal`: "resolves names and nothing external"), and such queries are REFUSED.
+   * Absent, or for addresses that are not knit containers': forwarded.
+   */
+  external?(querier: string): boolean;
 }
 
 export interface ResolverOptions {

@@ -81,7 +81,10 @@ export function plan(input: PlanInput): Decision {
   }
   if (query.question.class !== 'IN') return { kind: 'reply', reply: headerReply(packet, RCODE.NOTIMP, query.rawQuestion), outcome: 'notimp' };
   const answers = networks?.length && query.plainName ? knitAnswer(query, networks, input) : undefined;
-  if (!answers) return { kind: 'forward', query };
+  if (!answers) {
+    const internal = networks !== undefined && input.names.external?.(querier) === false;
+    return internal ? { kind: 'reply', reply: headerReply(packet, RCODE.REFUSED, query.rawQuestion), outcome: 'refused' } : { kind: 'forward', query };
+  }
   const limit = input.transport === 'tcp' ? TCP_LIMIT : udpLimit(query);
   return { kind: 'reply', reply: answerReply({ query, answers, limit }), outcome: 'answered' };
 }
