@@ -1,4 +1,5 @@
 // The KNIT_* settings, parsed once from the environment at start (main.ts is the only caller).
+import { validateDnsAddress } from './datapath/dns-address.js';
 import { badRequest } from './errors.js';
 import { parsePoolSpecs, type PoolSpec } from './ipam/pools.js';
 
@@ -59,13 +60,7 @@ function parseHostPort(text: string, raw: string): { host: string; port: number 
 
 /** Empty turns the resolver off; otherwise one IPv4 address, which knit puts on the host's `lo`. */
 export function parseDnsAddress(raw: string | undefined): string | undefined {
-  if (raw === '') return undefined;
-  const text = raw ?? DEFAULTS.dnsAddress;
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (!m || m.slice(1).some((o) => Number(o) > 255 || (o.length > 1 && o.startsWith('0')))) {
-    throw badRequest(`KNIT_DNS_ADDRESS "${text}" is not an IPv4 address; use e.g. 169.254.53.53, or set it empty to turn knit's resolver off`);
-  }
-  return text;
+  return raw === '' ? undefined : validateDnsAddress(raw ?? DEFAULTS.dnsAddress);
 }
 
 export function parseDockerHost(raw: string | undefined): string {

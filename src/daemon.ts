@@ -24,6 +24,7 @@ import { Overlay } from './network/overlay.js';
 import { boundPorts } from './datapath/sockets.js';
 import type { Store } from './store/types.js';
 import { startNames, type RunningNames } from './names/start.js';
+import { ensureDnsAddress } from './datapath/dns-address.js';
 
 const SWEEP_INTERVAL_MS = 30_000;
 /** A host whose lease lapses this long is gone: the others drop its entries. */
@@ -130,6 +131,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       { address: config.dnsAddress, dockerSocket: config.dockerSocket, resolvConf: config.resolvConf },
       { local, cluster, hostId, leaseTtlSeconds: LEASE_TTL_SECONDS, kernel, log },
     );
+  } else {
+    // Turned off: the address knit put on lo earlier goes (only one carrying knit's label).
+    await ensureDnsAddress({ kernel }).catch((err) => log.warn('could not remove knit\'s resolver address', { error: describe(err) }));
   }
   // What a crash interrupted (a network dockerd gave up on, an address never used) goes at once.
   await sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));

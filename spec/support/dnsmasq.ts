@@ -10,11 +10,11 @@ export interface Upstream {
 }
 
 /**
- * dnsmasq on `ip` (added to `dev` in `netns`) answering `*.<zone>` with `answer` and nothing else (no resolv.conf,
+ * dnsmasq on `ip` (added with `prefix` to `dev` in `netns`, which gives it the route back to its clients) answering `*.<zone>` with `answer` and nothing else (no resolv.conf,
  * no hosts file): it never forwards anywhere.
  */
-export async function startUpstream(o: { netns: string; dev: string; ip: string; zone: string; answer: string }): Promise<Upstream> {
-  await run(['ip', '-n', o.netns, 'addr', 'add', `${o.ip}/32`, 'dev', o.dev]);
+export async function startUpstream(o: { netns: string; dev: string; ip: string; prefix: number; zone: string; answer: string }): Promise<Upstream> {
+  await run(['ip', '-n', o.netns, 'addr', 'add', `${o.ip}/${o.prefix}`, 'dev', o.dev]);
   const dir = join(hostsDir, `dnsmasq-${o.netns}`);
   await mkdir(dir, { recursive: true });
   const proc: Spawned = spawnLogged([
@@ -30,7 +30,7 @@ export async function startUpstream(o: { netns: string; dev: string; ip: string;
     ip: o.ip,
     stop: async () => {
       await proc.stop(5_000);
-      await run(['ip', '-n', o.netns, 'addr', 'del', `${o.ip}/32`, 'dev', o.dev], { reject: false });
+      await run(['ip', '-n', o.netns, 'addr', 'del', `${o.ip}/${o.prefix}`, 'dev', o.dev], { reject: false });
     },
   };
 }

@@ -69,10 +69,17 @@ describe('what a host publishes', () => {
   test('a querier sees every knit network of its sandbox, and no other', () => {
     const eps = [ep('1', ov.id, '10.60.0.5/24', '/sb/1'), ep('2', br.id, '10.50.0.5/24', '/sb/1'), ep('4', br.id, '10.50.0.9/24', '/sb/2'), ep('5', br.id, '10.50.0.7/24')];
     const q = querierIndex(eps, networks);
-    expect(q.get('10.60.0.5')).toEqual([br.id, '10.60.0.0_24'].sort());
-    expect(q.get('10.50.0.9')).toEqual([br.id]);
+    expect(q.get('10.60.0.5')).toEqual({ networks: [br.id, '10.60.0.0_24'].sort(), external: true });
+    expect(q.get('10.50.0.9')).toEqual({ networks: [br.id], external: true });
     expect(q.has('10.50.0.7')).toBe(false);
     expect(q.has('10.50.0.1')).toBe(false);
+  });
+  test('a sandbox only on internal networks gets no external names; one non-internal network is enough', () => {
+    const int = net('i', { internal: true, ipv4: [{ subnet: '10.62.0.0/24', gateway: '10.62.0.1/24' }] });
+    const nets = new Map([...networks, [int.id, int]]);
+    const q = querierIndex([ep('1', int.id, '10.62.0.5/24', '/sb/1'), ep('2', int.id, '10.62.0.6/24', '/sb/2'), ep('3', br.id, '10.50.0.6/24', '/sb/2')], nets);
+    expect(q.get('10.62.0.5')?.external).toBe(false);
+    expect(q.get('10.62.0.6')).toEqual({ networks: [br.id, int.id].sort(), external: true });
   });
   test('endpoints whose DNS servers lack the resolver are named; unknown (internal, older records) are not', () => {
     const eps = [ep('1', br.id, '', undefined, { dnsServers: [] }), ep('2', br.id, '', undefined, { dnsServers: ['169.254.53.53'] }), ep('3', br.id, '')];
@@ -128,6 +135,7 @@ describe('resolver route and settings', () => {
     expect(parseDnsAddress(undefined)).toBe('169.254.53.53');
     expect(parseDnsAddress('')).toBeUndefined();
     expect(() => parseDnsAddress('169.254.53.530')).toThrow(/KNIT_DNS_ADDRESS "169.254.53.530" is not an IPv4 address/);
+    expect(() => parseDnsAddress('127.0.0.1')).toThrow(/loopback/);
     expect(parseDockerHost(undefined)).toBe('/var/run/docker.sock');
     expect(parseDockerHost('unix:///tmp/d.sock')).toBe('/tmp/d.sock');
     expect(() => parseDockerHost('tcp://1.2.3.4:2375')).toThrow(/is not unix:\/\/\/PATH/);

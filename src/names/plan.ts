@@ -28,19 +28,29 @@ export function desiredRecords(a: {
   return out;
 }
 
-/** Address of a joined endpoint -> the network keys of every knit endpoint in its sandbox (Docker's own scoping). */
-export function querierIndex(endpoints: Iterable<EndpointRecord>, networks: Map<string, NetworkRecord>): Map<string, string[]> {
-  const bySandbox = new Map<string, Set<string>>();
+export interface Querier {
+  /** The network keys of every knit endpoint in its sandbox (Docker's own scoping). */
+  networks: string[];
+  /** Whether one of them is not internal: only then are names outside knit forwarded for it. */
+  external: boolean;
+}
+
+/** Address of a joined endpoint -> what its sandbox may ask. */
+export function querierIndex(endpoints: Iterable<EndpointRecord>, networks: Map<string, NetworkRecord>): Map<string, Querier> {
+  const bySandbox = new Map<string, { keys: Set<string>; external: boolean }>();
   const joined = [...endpoints].filter((e) => e.sandboxKey && networks.has(e.networkId));
   for (const ep of joined) {
+    const net = networks.get(ep.networkId)!;
     let s = bySandbox.get(ep.sandboxKey!);
-    if (!s) bySandbox.set(ep.sandboxKey!, (s = new Set()));
-    s.add(networkKey(networks.get(ep.networkId)!));
+    if (!s) bySandbox.set(ep.sandboxKey!, (s = { keys: new Set(), external: false }));
+    s.keys.add(networkKey(net));
+    s.external ||= !net.internal;
   }
-  const out = new Map<string, string[]>();
+  const out = new Map<string, Querier>();
   for (const ep of joined) {
-    const nets = [...bySandbox.get(ep.sandboxKey!)!].sort();
-    for (const ip of [...ipOf(ep.address), ...ipOf(ep.addressV6)]) out.set(ip, nets);
+    const s = bySandbox.get(ep.sandboxKey!)!;
+    const q = { networks: [...s.keys].sort(), external: s.external };
+    for (const ip of [...ipOf(ep.address), ...ipOf(ep.addressV6)]) out.set(ip, q);
   }
   return out;
 }

@@ -9,7 +9,7 @@ import { keys, type EndpointRecord, type NetworkRecord } from '../network/record
 import { decode } from '../store/records.js';
 import type { Store } from '../store/types.js';
 import { Mirror } from './mirror.js';
-import { desiredRecords, querierIndex, resolverMisses } from './plan.js';
+import { desiredRecords, querierIndex, resolverMisses, type Querier } from './plan.js';
 import { Publisher, type RecordSink } from './publisher.js';
 import { NAMES } from './records.js';
 import { NameTable } from './table.js';
@@ -33,7 +33,7 @@ export class Names implements NameSource {
   private readonly table = new NameTable();
   private readonly nets = new Map<string, NetworkRecord>();
   private readonly eps = new Map<string, EndpointRecord>();
-  private queriers = new Map<string, string[]>();
+  private queriers = new Map<string, Querier>();
   private readonly localMirrors: Mirror[];
   private readonly cache: Mirror;
   private readonly engine: EngineWatcher;
@@ -67,7 +67,11 @@ export class Names implements NameSource {
   }
 
   networksOf(querier: string): string[] | undefined {
-    return this.queriers.get(querier);
+    return this.queriers.get(querier)?.networks;
+  }
+
+  external(querier: string): boolean {
+    return this.queriers.get(querier)?.external ?? true;
   }
 
   lookup(name: string, networks: string[]): { v4: string[]; v6: string[] } | undefined {

@@ -2,6 +2,7 @@
 import { startResolver, type Resolver } from '../dns/resolver.js';
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
+import { ensureDnsAddress } from '../datapath/dns-address.js';
 import type { Op } from '../datapath/ops.js';
 import type { Store } from '../store/types.js';
 import { LeaseSink } from './lease-sink.js';
@@ -21,7 +22,7 @@ export interface NamesDeps {
   cluster: Store;
   hostId: string;
   leaseTtlSeconds: number;
-  kernel: { links(): Promise<Array<{ name: string; addrs: string[] }>>; apply(ops: Op[]): Promise<void> };
+  kernel: { apply(ops: Op[]): Promise<void> };
   log: Logger;
 }
 
@@ -29,16 +30,6 @@ export interface RunningNames {
   names: Names;
   resolver?: Resolver;
   stop(): Promise<void>;
-}
-
-/**
- * The address goes on `lo` (there are no dummy links on every kernel) and stays when knit stops: a stopped knit
- * then refuses queries at once (the client tries its next server) instead of letting them time out.
- */
-export async function ensureOnLo(kernel: NamesDeps['kernel'], address: string): Promise<void> {
-  const lo = (await kernel.links()).find((l) => l.name === 'lo');
-  if (lo?.addrs.some((c) => c.split('/')[0] === address)) return;
-  await kernel.apply([{ op: 'addr-add', dev: 'lo', cidr: `${address}/32` }]);
 }
 
 /** After the plugin socket answers: the engine may be waiting for knit at its own start. */
@@ -49,7 +40,7 @@ export async function startNames(s: NamesSettings, d: NamesDeps): Promise<Runnin
   await names.start();
   let resolver: Resolver | undefined;
   try {
-    await ensureOnLo(d.kernel, s.address);
+    await ensureDnsAddress({ kernel: d.kernel, address: s.address });
     resolver = await startResolver({ address: s.address, names, resolvConf: s.resolvConf, log: d.log });
   } catch (err) {
     // The networks work without it; names across hosts do not, and the log says why.
