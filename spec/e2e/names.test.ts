@@ -83,7 +83,7 @@ describe.each([['etcd', 'dne'], ['consul', 'dnc']] as const)('names through %s',
     expect(await resolve(C, 'demo3', 'DEMO1')).toEqual([await ipOf(A, 'demo1')]);
   });
 
-  test('an alias on another host; an alias held on two hosts answers with both; a service reached by its alias', async () => {
+  test('an alias on another host; an alias held on two hosts answers with both; a service reached by its alias; a rename', async () => {
     await runOn(B, 'web1', 'ov', ['--network-alias', 'web']);
     const ipB = await ipOf(B, 'web1');
     await waitFor('web on host B to resolve from host A', async () => (await resolve(A, 'demo1', 'web')).includes(ipB), { timeoutMs: 10_000, intervalMs: 250 });
@@ -91,6 +91,12 @@ describe.each([['etcd', 'dne'], ['consul', 'dnc']] as const)('names through %s',
     const ipC = await ipOf(C, 'web2');
     await waitFor('web to answer with both hosts\' addresses', async () => (await resolve(A, 'demo1', 'web')).join() === [ipB, ipC].sort().join(), { timeoutMs: 10_000, intervalMs: 250 });
     expect(await ping(A, 'demo1', 'web')).toBe(true);
+    // A rename is an engine event too: the new name resolves on the other hosts, the old one no more.
+    await docker(B, ['rename', 'web1', 'web9']);
+    await waitFor('the new name web9 to resolve from host A', async () => (await resolve(A, 'demo1', 'web9')).join() === ipB, { timeoutMs: 10_000, intervalMs: 250 });
+    expect(await resolve(A, 'demo1', 'web1')).toEqual([]);
+    await docker(B, ['rename', 'web9', 'web1']);
+    await waitFor('web1 to resolve again', async () => (await resolve(A, 'demo1', 'web1')).join() === ipB, { timeoutMs: 10_000, intervalMs: 250 });
   });
 
   test('a removed container stops resolving everywhere within 2 s, and its name can be used again on another host', async () => {
@@ -140,6 +146,11 @@ describe.each([['etcd', 'dne'], ['consul', 'dnc']] as const)('names through %s',
     expect(await resolve(A, 'in1', 'www.ext.test')).toEqual([]);
     // Positive control: the same name resolves for a container with external access.
     expect(await resolve(A, 'demo1', 'www.ext.test')).toEqual([EXTERNAL]);
+    // A second internal network in the same container: one route per sandbox (a second would fail the Join, EEXIST).
+    await docker(A, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '--internal', '--subnet', '10.74.0.0/24', 'int2']);
+    expect((await docker(A, ['network', 'connect', 'int2', 'in1'], { reject: false })).stderr).toBe('');
+    expect((await docker(A, ['exec', 'in1', 'ip', 'route'])).stdout.match(new RegExp(`^${RESOLVER.replace(/\./g, '\\.')} `, 'gm'))).toHaveLength(1);
+    expect(await resolve(A, 'in1', 'in2')).toEqual([ip]);
   });
 
   test('knit status counts the records; doctor names an endpoint whose DNS servers lack knit\'s resolver', async () => {
