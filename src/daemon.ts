@@ -127,10 +127,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   markReady();
   // Names across hosts (issue 13), after the socket answers: the engine may be waiting for knit at its own start.
   if (config.dnsAddress) {
+    // Names are an addition: if they cannot start, the networks must still work, and the log says why.
     names = await startNames(
       { address: config.dnsAddress, dockerSocket: config.dockerSocket, resolvConf: config.resolvConf },
       { local, cluster, hostId, leaseTtlSeconds: LEASE_TTL_SECONDS, kernel, log },
-    );
+    ).catch((err) => (log.error('names across hosts could not start; networks work without them', { error: describe(err) }), undefined));
   } else {
     // Turned off: the address knit put on lo earlier goes (only one carrying knit's label).
     await ensureDnsAddress({ kernel }).catch((err) => log.warn('could not remove knit\'s resolver address', { error: describe(err) }));

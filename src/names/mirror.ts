@@ -16,16 +16,28 @@ export class Mirror {
 
   /**
    * A listing, then a watch from its newest revision (the cluster stores then also report deletions of listed
-   * keys missed during an outage). With nothing listed there is no revision to start from: the watch starts
-   * now and a second listing covers the moment between. Per key the newer revision wins.
+   * keys missed during an outage). Where that revision cannot be replayed (nothing listed; the embedded store
+   * keeps only the changes since it opened) the watch starts now and a second listing covers the moment
+   * between. Per key the newer revision wins.
    */
   async start(): Promise<void> {
     const first = await this.store.list(this.prefix);
     this.load(first);
     const newest = Math.max(0, ...first.map((e) => e.revision));
-    this.watch = this.store.watch(this.prefix, (ev) => this.apply(ev), newest > 0 ? newest : undefined);
-    if (newest === 0) this.load(await this.store.list(this.prefix));
+    this.watch = newest > 0 ? this.watchFrom(newest) : undefined;
+    if (!this.watch) {
+      this.watch = this.store.watch(this.prefix, (ev) => this.apply(ev));
+      this.load(await this.store.list(this.prefix));
+    }
     this.deleted = undefined;
+  }
+
+  private watchFrom(revision: number): Watch | undefined {
+    try {
+      return this.store.watch(this.prefix, (ev) => this.apply(ev), revision);
+    } catch {
+      return undefined;
+    }
   }
 
   private load(entries: Array<{ key: string; value: string; revision: number }>): void {
