@@ -1,5 +1,5 @@
 // Names and engine restarts (issue 13): dockerd restarted (cleanly, with and without live-restore, and killed)
-// while knit runs. knit's event stream breaks each time; names must come back by themselves, right, on the
+// while knit runs, and knit itself killed. The event stream breaks each time; names must come back by themselves, right, on the
 // other host too, and containers started after the restart must be published (the stream was re-opened).
 import { join } from 'node:path';
 import { startClusterStore, type ClusterStore } from '../support/cluster-store.js';
@@ -102,4 +102,16 @@ test('dockerd killed (SIGKILL) and started again: the names of its containers co
   expect(tally.check(took < BACK_WITHIN_MS ? [] : [`${took} ms`])).toEqual([]);
   const records = (await post(knits[A].socket, '/knit.Status', {})).body.names.published;
   expect(records).toBe(1);
+});
+
+test('knit SIGKILLed and restarted: its records are written under the new lease and outlive the old one', async () => {
+  await knits[A].restart();
+  tally.crash();
+  const back = Date.now();
+  await resolvesToCurrent('app', back);
+  // The killed knit's lease lapses within its TTL (10 s): what it had written must not vanish with it.
+  await new Promise((resolve) => setTimeout(resolve, 12_000));
+  expect(await fromB('app')).toBe(await ipOf(A, 'app'));
+  expect((await post(knits[A].socket, '/knit.Status', {})).body.names.published).toBe(1);
+  tally.op();
 });
