@@ -67,6 +67,7 @@ async function load() {
   const stopAt = performance.now() + spec.seconds * 1000;
   const times = [];
   let lost = 0;
+  let wrong = 0;
   const sources = spec.sources ?? [undefined];
   const clients = await Promise.all(Array.from({ length: spec.clients }, async (_, c) => {
     const socket = dgram.createSocket('udp4');
@@ -86,14 +87,20 @@ async function load() {
       clearTimeout(timer);
       timer = setTimeout(() => { lost++; ask(); }, 1000);
     };
-    socket.on('message', (m) => { if (m.readUInt16BE(0) !== id) return; times.push(performance.now() - sent); ask(); });
+    // An answer counts when it is one: NOERROR with at least one record (anything else is counted as wrong).
+    socket.on('message', (m) => {
+      if (m.length < 12 || m.readUInt16BE(0) !== id) return;
+      if ((m[3] & 0xf) !== 0 || m.readUInt16BE(6) === 0) wrong++;
+      else times.push(performance.now() - sent);
+      ask();
+    });
     socket.on('error', () => undefined);
     ask();
   })));
   clients.forEach((s) => s.close());
   times.sort((a, b) => a - b);
   const at = (q) => Math.round(times[Math.min(times.length - 1, Math.floor(q * times.length))] * 1000) / 1000;
-  return { answers: times.length, lost, perSecond: Math.round(times.length / spec.seconds), p50ms: at(0.5), p99ms: at(0.99) };
+  return { answers: times.length, lost, wrong, perSecond: Math.round(times.length / spec.seconds), p50ms: at(0.5), p99ms: at(0.99) };
 }
 
 const modes = { udp, tcp, load };

@@ -31,7 +31,7 @@ export interface ResolverTuning {
 }
 
 export const DEFAULT_TUNING: ResolverTuning = {
-  forwardTimeoutMs: 3500, forwardRetryMs: 1000, maxInflight: 1024, rate: 5000, burst: 5000, maxSources: 4096, refusalsPerSecond: 1000,
+  forwardTimeoutMs: 3500, forwardRetryMs: 1000, maxInflight: 1024, rate: 10_000, burst: 10_000, maxSources: 4096, refusalsPerSecond: 1000,
 };
 
 /** The address to listen on: one unicast address, never the wildcard (other resolvers hold :53 on other addresses). */
