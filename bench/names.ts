@@ -1,4 +1,4 @@
-// 8. Names across hosts (issue 13): from `docker run -d --name N` on host A until a container on host B resolves N
+// 9. Names across hosts (issue 13): from `docker run -d --name N` on host A until a container on host B resolves N
 // (knit's records through etcd, answered by knit's resolver behind Docker's own), beside the same on host A (Docker's
 // embedded resolver knows its own containers: the floor any engine has).
 import { IMAGE, inTime, stoppedEarly, type BenchContext } from './bed.js';
@@ -73,7 +73,7 @@ export async function names(ctx: BenchContext): Promise<Section> {
     const row = (metric: string, x: number, y: number, target = '') => ({ metric, knit: seconds(x), builtin: seconds(y), ratio: times(ratio(x, y)), target });
     return {
       id: 'names',
-      title: '8. Names across hosts',
+      title: '9. Names across hosts',
       labels: { knit: 'resolved on host B (knit)', builtin: 'resolved on host A (Docker\'s own)', ratio: 'B/A' },
       rows: [
         row('`docker run -d` on host A until the name resolves, median', median(r), median(l), '< 1 s'),

@@ -59,6 +59,7 @@ describe('answers', () => {
         blue: { demo4: { v4: ['10.53.0.4'] } },
       },
       internal: ['10.53.0.3'],
+      tuning: { tcp: { idleMs: 1500, maxPerSource: 8 } },
     });
   });
 
@@ -125,6 +126,15 @@ describe('answers', () => {
     const byCount = replies.map((r) => r.answers?.length).sort();
     expect(byCount).toEqual([1, 1, 40]);
     expect(replies.flatMap(data)).toContain('192.0.2.7');
+  });
+
+  test('TCP connections: at most 8 from one source (set for the test), idle ones closed after 1.5 s (set for the test)', async () => {
+    const r = await bed.ask<{ openAfter500ms: number; allClosed: boolean; lastClosedMs: number }>(c1, { mode: 'hold', connections: 12, timeoutMs: 5000 });
+    expect(r.openAfter500ms).toBe(8);
+    expect(r.allClosed).toBe(true);
+    expect(r.lastClosedMs).toBeGreaterThanOrEqual(1400);
+    expect(r.lastClosedMs).toBeLessThan(3000);
+    expect((await bed.ask<Reply[]>(c1, { mode: 'tcp', queries: [{ name: 'demo1' }] }))[0].answers?.[0]?.data).toBe('10.53.0.2');
   });
 
   test('it listens on its address only: the gateway\'s port 53 answers nothing', async () => {

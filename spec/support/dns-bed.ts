@@ -29,7 +29,7 @@ export interface ResolverSpec {
   records?: Record<string, Record<string, { v4?: string[]; v6?: string[] }>>;
   internal?: string[];
   trusted?: string[];
-  tuning?: Record<string, number>;
+  tuning?: Record<string, unknown>;
   port?: number;
 }
 

@@ -1,7 +1,8 @@
 // A DNS client run inside a test namespace (`ip netns exec NS node dns-client.mjs JSON`); prints one JSON line.
 // Modes: "udp" asks each query in turn on one connected socket (so ICMP errors show as ECONNREFUSED);
 // "tcp" sends every query on one connection at once and reads the replies; "load" keeps `clients` sockets
-// (each from its own source address when `sources` is given) asking `name` for `seconds` and reports rates.
+// (each from its own source address when `sources` is given) asking `name` for `seconds` and reports rates;
+// "hold" opens idle TCP connections and reports how many the server kept and when it closed them.
 import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
@@ -67,6 +68,7 @@ async function load() {
   const stopAt = performance.now() + spec.seconds * 1000;
   const times = [];
   let lost = 0;
+  let wrong = 0;
   const sources = spec.sources ?? [undefined];
   const clients = await Promise.all(Array.from({ length: spec.clients }, async (_, c) => {
     const socket = dgram.createSocket('udp4');
@@ -86,16 +88,40 @@ async function load() {
       clearTimeout(timer);
       timer = setTimeout(() => { lost++; ask(); }, 1000);
     };
-    socket.on('message', (m) => { if (m.readUInt16BE(0) !== id) return; times.push(performance.now() - sent); ask(); });
+    // An answer counts when it is one: NOERROR with at least one record (anything else is counted as wrong).
+    socket.on('message', (m) => {
+      if (m.length < 12 || m.readUInt16BE(0) !== id) return;
+      if ((m[3] & 0xf) !== 0 || m.readUInt16BE(6) === 0) wrong++;
+      else times.push(performance.now() - sent);
+      ask();
+    });
     socket.on('error', () => undefined);
     ask();
   })));
   clients.forEach((s) => s.close());
   times.sort((a, b) => a - b);
   const at = (q) => Math.round(times[Math.min(times.length - 1, Math.floor(q * times.length))] * 1000) / 1000;
-  return { answers: times.length, lost, perSecond: Math.round(times.length / spec.seconds), p50ms: at(0.5), p99ms: at(0.99) };
+  return { answers: times.length, lost, wrong, perSecond: Math.round(times.length / spec.seconds), p50ms: at(0.5), p99ms: at(0.99) };
 }
 
-const modes = { udp, tcp, load };
+/** Opens `connections` TCP connections and sends nothing: how many are still open after 500 ms, and when the last one closed. */
+async function hold() {
+  const started = performance.now();
+  const closedAt = [];
+  const sockets = Array.from({ length: spec.connections }, () => {
+    const s = net.connect({ host: spec.server, port, localAddress: spec.source });
+    s.on('error', () => undefined);
+    s.on('close', () => closedAt.push(performance.now() - started));
+    return s;
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  const openAfter500ms = spec.connections - closedAt.length;
+  const deadline = performance.now() + timeoutMs;
+  while (closedAt.length < spec.connections && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  sockets.forEach((s) => s.destroy());
+  return { openAfter500ms, allClosed: closedAt.length === spec.connections, lastClosedMs: Math.round(Math.max(...closedAt)) };
+}
+
+const modes = { udp, tcp, load, hold };
 process.stdout.write(`${JSON.stringify(await modes[spec.mode ?? 'udp']())}\n`);
 process.exit(0);

@@ -21,6 +21,15 @@ export interface HandlerOptions {
 
 export type Reply = Buffer | undefined;
 
+/** A packet that makes the handler throw (a bug) is dropped: an exception in a socket's event would end the process. */
+export function safely(handle: () => Reply | Promise<Reply>): Reply | Promise<Reply> {
+  try {
+    return handle();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Errors of the name source are logged at most this often (a broken source would otherwise log per query). */
 const ERROR_LOG_MS = 10_000;
 

@@ -63,4 +63,4 @@ export interface Resolver {
   stats(): ResolverStats;
 }
 
-// startResolver(o: ResolverOptions): Promise<Resolver> is exported by src/dns/resolver.ts.
+// startResolver(o: ResolverOptions, tuning?): Promise<Resolver> is exported by src/dns/resolver.ts (tuning: tests and benchmarks).

@@ -8,7 +8,7 @@ import { RateLimiter } from './limit.js';
 import type { Resolver, ResolverOptions } from './names.js';
 import { canonicalIp } from './reverse.js';
 import { localSources } from './sources.js';
-import { startTcp, type TcpServer } from './tcp.js';
+import { startTcp, TCP_LIMITS, type TcpLimits, type TcpServer } from './tcp.js';
 import { startUdp } from './udp.js';
 import { resolvConfUpstreams } from './upstreams.js';
 
@@ -28,10 +28,11 @@ export interface ResolverTuning {
   maxSources: number;
   /** REFUSED replies per second, all sources together. */
   refusalsPerSecond: number;
+  tcp: TcpLimits;
 }
 
 export const DEFAULT_TUNING: ResolverTuning = {
-  forwardTimeoutMs: 3500, forwardRetryMs: 1000, maxInflight: 1024, rate: 5000, burst: 5000, maxSources: 4096, refusalsPerSecond: 1000,
+  forwardTimeoutMs: 3500, forwardRetryMs: 1000, maxInflight: 1024, rate: 10_000, burst: 10_000, maxSources: 4096, refusalsPerSecond: 1000, tcp: TCP_LIMITS,
 };
 
 /** The address to listen on: one unicast address, never the wildcard (other resolvers hold :53 on other addresses). */
@@ -52,8 +53,8 @@ function bindError(err: unknown, address: string, port: number): KnitError {
   return new KnitError('internal', `cannot start the DNS resolver on ${address} port ${port}: ${why}`, { cause: err });
 }
 
-export async function startResolver(o: ResolverOptions, tuning: Partial<ResolverTuning> = {}): Promise<Resolver> {
-  const t = { ...DEFAULT_TUNING, ...tuning };
+export async function startResolver(o: ResolverOptions, tuning: Partial<Omit<ResolverTuning, 'tcp'>> & { tcp?: Partial<TcpLimits> } = {}): Promise<Resolver> {
+  const t = { ...DEFAULT_TUNING, ...tuning, tcp: { ...TCP_LIMITS, ...tuning.tcp } };
   const address = listenAddress(o.address);
   const port = o.port ?? 53;
   const upstreams = o.upstreams ?? resolvConfUpstreams({ path: o.resolvConf, exclude: address, log: o.log });
@@ -67,7 +68,7 @@ export async function startResolver(o: ResolverOptions, tuning: Partial<Resolver
   let tcp: TcpServer | undefined;
   try {
     udp = await startUdp({ address, port, handler });
-    tcp = await startTcp({ address, port, handler });
+    tcp = await startTcp({ address, port, handler, limits: t.tcp });
   } catch (err) {
     udp?.close();
     forwarder.close();

@@ -1,6 +1,6 @@
 // The TCP server: length-prefixed messages, several per connection, bounded connections, idle ones closed.
 import net from 'node:net';
-import type { Handler, Reply } from './handler.js';
+import { type Handler, type Reply, safely } from './handler.js';
 
 export interface TcpLimits {
   maxConnections: number;
@@ -39,7 +39,7 @@ function serve(socket: net.Socket, handler: Handler, limits: TcpLimits): void {
     while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
       const message = buffered.subarray(2, 2 + buffered.readUInt16BE(0));
       buffered = buffered.subarray(2 + message.length);
-      const reply = handler.handle(message, source, 'tcp');
+      const reply = safely(() => handler.handle(message, source, 'tcp'));
       if (!(reply instanceof Promise)) {
         write(reply);
         continue;

@@ -1,7 +1,7 @@
 // The UDP server: one socket on exactly the resolver's address (never the wildcard).
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import type { Handler } from './handler.js';
+import { type Handler, safely } from './handler.js';
 
 /** Room for bursts while the event loop is busy; the kernel caps it at net.core.rmem_max. */
 const RECV_BUFFER = 4 << 20;
@@ -30,7 +30,7 @@ export async function startUdp(a: { address: string; port: number; handler: Hand
     if (reply) socket.send(reply, to.port, to.address, () => undefined);
   };
   socket.on('message', (msg, from) => {
-    const reply = a.handler.handle(msg, from.address, 'udp');
+    const reply = safely(() => a.handler.handle(msg, from.address, 'udp'));
     if (reply instanceof Promise) void reply.then((r) => send(r, from), () => undefined);
     else send(reply, from);
   });
