@@ -19,7 +19,8 @@ export async function startUpstream(o: { netns: string; dev: string; ip: string;
   await mkdir(dir, { recursive: true });
   const proc: Spawned = spawnLogged([
     'nsenter', `--net=/run/netns/${o.netns}`, '--', 'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null',
-    '--no-resolv', '--no-hosts', `--address=/${o.zone}/${o.answer}`, `--listen-address=${o.ip}`, '--bind-interfaces',
+    // Every other name is NXDOMAIN, as a real upstream answers for names that do not exist (without this, REFUSED).
+    '--no-resolv', '--no-hosts', '--local=/#/', `--address=/${o.zone}/${o.answer}`, `--listen-address=${o.ip}`, '--bind-interfaces',
     `--pid-file=${join(dir, 'dnsmasq.pid')}`, '--log-queries', '--log-facility=-',
   ], { logFile: join(dir, 'dnsmasq.log'), env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   await waitFor('dnsmasq to listen', async () => {
