@@ -3,6 +3,7 @@
 import { cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { post } from '../spec/support/client.js';
+import { noUpstreamsFile } from '../spec/support/knit.js';
 import { repoRoot, testbedDir } from '../spec/support/layout.js';
 import { GiveUp, waitFor, type Spawned } from '../spec/support/proc.js';
 import type { Host } from '../spec/support/testbed.js';
@@ -38,6 +39,7 @@ export class BenchKnit {
       KNIT_SOCKET: this.socket,
       KNIT_STATE_DIR: stateDir,
       KNIT_LOG_LEVEL: 'info',
+      KNIT_RESOLV_CONF: await noUpstreamsFile(this.host.dir),
       ...this.env,
     });
     this.proc = proc;

@@ -4,8 +4,10 @@ import { burst } from './burst.js';
 import { calls } from './calls.js';
 import { convergence } from './convergence.js';
 import { datapath } from './datapath.js';
+import { dns } from './dns.js';
 import { ipam } from './ipam.js';
 import { lifecycle } from './lifecycle.js';
+import { names } from './names.js';
 import { overlay } from './overlay.js';
 import type { Section } from './report.js';
 import { scale } from './scale.js';
@@ -31,6 +33,8 @@ export const BENCHMARKS: Benchmark[] = [
   { id: 'overlay', title: '5. Datapath (overlay)', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 3 * MIN, run: overlay },
   { id: 'scale', title: '6. Scale', budgetMs: { full: 5 * MIN, quick: 1.5 * MIN }, graceMs: 3 * MIN, run: scale },
   { id: 'convergence', title: '7. Overlay convergence', budgetMs: { full: 3 * MIN, quick: 1 * MIN }, graceMs: 3 * MIN, run: convergence },
+  { id: 'dns', title: '8. Resolver', budgetMs: { full: 1 * MIN, quick: 0.5 * MIN }, graceMs: 1 * MIN, run: dns },
+  { id: 'names', title: '9. Names across hosts', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: names },
 ];
 
 /** Parts of issue 6 not measured yet; each becomes a module in BENCHMARKS. Empty: every part has one. */

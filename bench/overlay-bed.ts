@@ -2,6 +2,7 @@
 // that underlay, knit on both hosts with KNIT_STORE=etcd://… and KNIT_ADVERTISE=ul0, and one knit overlay network.
 // The underlay is a namespace of the benchmark's own (knt-bench*U), not the test bed's shared knt-underlay, so an
 // e2e overlay suite running at the same time is not disturbed (and does not disturb this).
+import { join } from 'node:path';
 import { startEtcd, type EtcdServer } from '../spec/support/etcd.js';
 import { deleteNetns } from '../spec/support/reap.js';
 import { run, startHost, waitFor, type Host, type RunResult } from '../spec/support/testbed.js';
@@ -37,7 +38,13 @@ export interface OverlayBed {
  * (netns knt-${prefix}u), etcd in the underlay namespace, knit on both, and the overlay network `ov`; runs `fn`;
  * and always takes all of it down again, in reverse order, whatever failed.
  */
-export async function withOverlayBed<T>(prefix: string, progress: (m: string) => void, fn: (bed: OverlayBed) => Promise<T>): Promise<T> {
+export async function withOverlayBed<T>(
+  prefix: string,
+  progress: (m: string) => void,
+  fn: (bed: OverlayBed) => Promise<T>,
+  /** daemon.json "dns" of both engines (knit's resolver, for the names benchmark). */
+  o: { dns?: string[] } = {},
+): Promise<T> {
   if (!prefix.startsWith(HOST_PREFIX)) throw new Error(`benchmark host prefix "${prefix}" must start with "${HOST_PREFIX}"`);
   const underlayNs = `knt-${prefix}u`;
   const hosts: Host[] = [];
@@ -46,7 +53,7 @@ export async function withOverlayBed<T>(prefix: string, progress: (m: string) =>
   let underlayMade = false;
   try {
     for (const side of ['a', 'b']) {
-      const host = await startHost({ name: `${prefix}${side}` });
+      const host = await startHost({ name: `${prefix}${side}`, dns: o.dns });
       hosts.push(host);
       // As dockerd leaves it on a real host; knit opens what its networks need.
       await host.exec(['iptables', '-P', 'FORWARD', 'DROP']);
@@ -76,7 +83,7 @@ export async function withOverlayBed<T>(prefix: string, progress: (m: string) =>
     const store = `etcd://${etcd.endpoint}`;
     progress(`overlay bed ${prefix}: etcd at ${etcd.endpoint}, starting knit on both hosts`);
     for (const host of hosts) {
-      const knit = new BenchKnit(host, { KNIT_STORE: store, KNIT_ADVERTISE: 'ul0' });
+      const knit = new BenchKnit(host, { KNIT_STORE: store, KNIT_ADVERTISE: 'ul0', KNIT_DOCKER_HOST: `unix://${join(host.dir, 'docker.sock')}` });
       knits.push(knit);
       await knit.start();
     }

@@ -1,4 +1,5 @@
 // The KNIT_* settings, parsed once from the environment at start (main.ts is the only caller).
+import { validateDnsAddress } from './datapath/dns-address.js';
 import { badRequest } from './errors.js';
 import { parsePoolSpecs, type PoolSpec } from './ipam/pools.js';
 import type { StoreUrl } from './store/open.js';
@@ -15,6 +16,12 @@ export interface Config {
   reclaimAfterSeconds: number;
   consulToken?: string;
   etcdTls?: { ca?: string; cert?: string; key?: string };
+  /** knit's resolver address (KNIT_DNS_ADDRESS); undefined when set empty: no resolver, no names. */
+  dnsAddress?: string;
+  /** The Docker engine's socket path (from KNIT_DOCKER_HOST), where names come from. */
+  dockerSocket: string;
+  /** Where the resolver reads its upstream servers (KNIT_RESOLV_CONF); the host's /etc/resolv.conf by default. */
+  resolvConf?: string;
 }
 
 export const DEFAULTS = {
@@ -25,6 +32,8 @@ export const DEFAULTS = {
   logFormat: 'auto',
   defaultPools: '10.208.0.0/12:24,fd6b:6e69:7400::/40:64',
   reclaimAfter: '3600',
+  dnsAddress: '169.254.53.53',
+  dockerHost: 'unix:///var/run/docker.sock',
 } as const;
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -49,6 +58,18 @@ function parseHostPort(text: string, raw: string): { host: string; port: number 
   return { host: m[1], port };
 }
 
+/** Empty turns the resolver off; otherwise one IPv4 address, which knit puts on the host's `lo`. */
+export function parseDnsAddress(raw: string | undefined): string | undefined {
+  return raw === '' ? undefined : validateDnsAddress(raw ?? DEFAULTS.dnsAddress);
+}
+
+export function parseDockerHost(raw: string | undefined): string {
+  const text = raw || DEFAULTS.dockerHost;
+  const m = /^unix:\/\/(\/[^\0]{0,1000})$/.exec(text);
+  if (!m) throw badRequest(`KNIT_DOCKER_HOST "${text}" is not unix:///PATH (the Docker engine's socket, e.g. ${DEFAULTS.dockerHost})`);
+  return m[1];
+}
+
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
   const level = env.KNIT_LOG_LEVEL || DEFAULTS.logLevel;
   if (!(LEVELS as readonly string[]).includes(level)) {
@@ -62,7 +83,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
   if (!/^\d{1,9}$/.test(reclaim)) throw badRequest(`KNIT_RECLAIM_AFTER "${reclaim}" is not a number of seconds`);
   const socket = env.KNIT_SOCKET || DEFAULTS.socket;
   const stateDir = env.KNIT_STATE_DIR || DEFAULTS.stateDir;
-  for (const [name, path] of [['KNIT_SOCKET', socket], ['KNIT_STATE_DIR', stateDir]]) {
+  for (const [name, path] of [['KNIT_SOCKET', socket], ['KNIT_STATE_DIR', stateDir], ['KNIT_RESOLV_CONF', env.KNIT_RESOLV_CONF || '/']]) {
     if (!path.startsWith('/')) throw badRequest(`${name} "${path}" must be an absolute path`);
   }
   return {
@@ -78,5 +99,8 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     etcdTls: env.KNIT_ETCD_CA || env.KNIT_ETCD_CERT || env.KNIT_ETCD_KEY
       ? { ca: env.KNIT_ETCD_CA || undefined, cert: env.KNIT_ETCD_CERT || undefined, key: env.KNIT_ETCD_KEY || undefined }
       : undefined,
+    dnsAddress: parseDnsAddress(env.KNIT_DNS_ADDRESS),
+    dockerSocket: parseDockerHost(env.KNIT_DOCKER_HOST),
+    resolvConf: env.KNIT_RESOLV_CONF || undefined,
   };
 }

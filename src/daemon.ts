@@ -31,6 +31,8 @@ import { decode } from './store/records.js';
 import { boundPorts } from './datapath/sockets.js';
 import { statusDocument } from './status.js';
 import type { Store } from './store/types.js';
+import { startNames, type RunningNames } from './names/start.js';
+import { ensureDnsAddress } from './datapath/dns-address.js';
 
 const SWEEP_INTERVAL_MS = 30_000;
 /** A host whose lease lapses this long is gone: the others drop its entries. */
@@ -118,18 +120,24 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     store: local, kernel, firewall, log, boundPorts,
     overlay,
     poolRange: (subnet) => poolRange(cluster, subnet),
+    dnsResolver: config.dnsAddress,
   });
+  let names: RunningNames | undefined;
   // Listen first: dockerd gives a plugin seconds to answer, and Activate/GetCapabilities need no state.
   let markReady!: () => void;
   const ready = new Promise<void>((resolve) => (markReady = resolve));
   const doctor = async () => ({
     ...(await reconcile({ driver, kernel, firewall, log, initial: false })),
     ...(await sweep({ driver, ipam, kernel, log })),
+    ...(names ? { names: names.names.findings() } : {}),
   });
   const metrics = new CallMetrics();
-  const status = () => statusDocument({
-    hostId, cluster, local, networks: () => driver.networks(), endpoints: () => driver.endpoints(),
-    calls: () => metrics.snapshot(), spawned: () => spawnCounts(),
+  const status = async () => ({
+    ...(await statusDocument({
+      hostId, cluster, local, networks: () => driver.networks(), endpoints: () => driver.endpoints(),
+      calls: () => metrics.snapshot(), spawned: () => spawnCounts(),
+    })),
+    ...(names ? { names: { ...names.names.status(), answers: names.resolver?.stats() ?? 'resolver not running' } } : {}),
   });
   const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, hints: engineHints(log) }), log, ready, metrics });
   const server: Server = await listen(app, config.socket);
@@ -137,6 +145,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   overlay?.load(await driver.networks(), await driver.endpoints());
   await lease?.start();
   markReady();
+  // Names across hosts (issue 13), after the socket answers: the engine may be waiting for knit at its own start.
+  if (config.dnsAddress) {
+    // Names are an addition: if they cannot start, the networks must still work, and the log says why.
+    names = await startNames(
+      { address: config.dnsAddress, dockerSocket: config.dockerSocket, resolvConf: config.resolvConf },
+      { local, cluster, hostId, leaseTtlSeconds: LEASE_TTL_SECONDS, kernel, log },
+    ).catch((err) => (log.error('names across hosts could not start; networks work without them', { error: describe(err) }), undefined));
+  } else {
+    // Turned off: the address knit put on lo earlier goes (only one carrying knit's label).
+    await ensureDnsAddress({ kernel }).catch((err) => log.warn('could not remove knit\'s resolver address', { error: describe(err) }));
+  }
   // What a crash interrupted (a network dockerd gave up on, an address never used) goes at once.
   await sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
   const runSweep = () => void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
@@ -169,6 +188,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      await names?.stop();
       watch?.close();
       await lease?.stop();
       if (cluster !== local) await cluster.close();

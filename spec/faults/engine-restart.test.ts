@@ -1,9 +1,8 @@
 // Engine restarts: dockerd restarted with and without live-restore, with knit running and with knit down while
 // dockerd starts (and both crashing). Networks and containers come back as a user expects; knit follows dockerd.
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { IMAGE, waitFor } from '../support/testbed.js';
+import { crashEngine as crash } from './support/engine-crash.js';
 import { FaultCluster } from './support/fault-cluster.js';
 import { Tally } from './support/tally.js';
 import { none, verifyCluster, verifyNoLeaks } from './support/verify.js';
@@ -29,19 +28,7 @@ async function unchanged(before: Record<string, string>): Promise<string[]> {
   return Object.keys(before).filter((n) => after[n] !== before[n]).map((n) => `${n}: was "${before[n]}", now "${after[n]}"`);
 }
 
-/**
- * SIGKILL to dockerd. Its containerd dies with it (parent-death signal) and is re-parented to this sandbox's PID 1,
- * which reaps late; dockerd 20.10 would take the zombie's pid file for a live containerd and time out on its socket.
- */
-async function crashEngine(): Promise<void> {
-  const host = c.hosts[0];
-  process.kill(host.enginePid!, 'SIGKILL');
-  await host.stopEngine();
-  const pidFile = join(host.execRoot, 'containerd', 'containerd.pid');
-  const pid = (await readFile(pidFile, 'utf8').catch(() => '')).trim();
-  const state = pid ? (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).split(') ')[1]?.[0] : undefined;
-  if (!state || state === 'Z') await rm(pidFile, { force: true });
-}
+const crashEngine = () => crash(c.hosts[0]);
 
 const running = async (name: string): Promise<boolean> => (await c.docker(0, ['inspect', '-f', '{{.State.Running}}', name], { reject: false })).stdout.trim() === 'true';
 const restartPolicyBack = () => waitFor('keep and pub to be restarted by their policy', async () => (await running('keep')) && running('pub'), { timeoutMs: 60_000, intervalMs: 500 });

@@ -16,6 +16,8 @@ export interface HostOptions {
   engine?: EngineVersion;
   /** Start the engine with live-restore on (restartEngine can change it later). */
   liveRestore?: boolean;
+  /** daemon.json "dns": the DNS servers dockerd gives every container (knit's resolver, for names across hosts). */
+  dns?: string[];
   /** Join the underlay (connectHosts) once started; the subnet defaults to 198.18.0.0/24. */
   underlay?: { subnet?: string };
 }
@@ -52,6 +54,7 @@ export class Host {
     readonly dir: string,
     private readonly layout: EngineLayout,
     liveRestore: boolean,
+    private readonly dns?: string[],
   ) {
     this.netns = hostNetns(name);
     this.netnsPath = `/run/netns/${this.netns}`;
@@ -120,7 +123,7 @@ export class Host {
 
   async startEngine(): Promise<void> {
     if (this.daemon?.running()) return;
-    await writeFile(paths(this.dir).config, `${JSON.stringify({ 'live-restore': this.liveRestore })}\n`);
+    await this.writeDaemonJson();
     const daemon = spawnLogged([...this.nsenter(true), ...dockerdArgv(this.layout)], {
       logFile: join(this.logsDir, 'dockerd.log'),
       env: { PATH: ENGINE_PATH },
@@ -136,6 +139,10 @@ export class Host {
       },
       { timeoutMs: 60_000, intervalMs: 100 },
     );
+  }
+
+  private writeDaemonJson(): Promise<void> {
+    return writeFile(paths(this.dir).config, `${JSON.stringify({ 'live-restore': this.liveRestore, ...(this.dns ? { dns: this.dns } : {}) })}\n`);
   }
 
   /** SIGTERM, then SIGKILL after graceMs. Without live-restore dockerd stops every container first. */
@@ -158,7 +165,7 @@ export class Host {
     const want = opts.liveRestore ?? false;
     if (want !== this.liveRestore) {
       this.liveRestore = want;
-      await writeFile(paths(this.dir).config, `${JSON.stringify({ 'live-restore': want })}\n`);
+      await this.writeDaemonJson();
       if (this.daemon?.running()) {
         this.daemon.kill('SIGHUP');
         await waitFor(`dockerd of ${this.name} to reload live-restore=${want}`, async () => {
@@ -227,7 +234,7 @@ export async function startHost(opts: HostOptions): Promise<Host> {
   if (existsSync(join(mountNsDir, netns))) await destroyHost(opts.name, root ? { root } : {});
   const dir = hostDir(opts.name);
   const layout: EngineLayout = { engine, dir, cgroup: hostCgroup(opts.name), ...(root ? { root } : {}) };
-  const host = new Host(opts.name, engine, dir, layout, opts.liveRestore ?? false);
+  const host = new Host(opts.name, engine, dir, layout, opts.liveRestore ?? false, opts.dns);
   live.add(host);
   try {
     const p = paths(dir);

@@ -1,10 +1,20 @@
 // Runs knit (the built dist/main.js) inside a test host, as a legacy plugin its dockerd discovers.
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Host } from './host.js';
 import { repoRoot } from './layout.js';
 import { GiveUp, waitFor, type Spawned } from './proc.js';
 import { post } from './client.js';
+
+/**
+ * knit's resolver forwards names it does not know to the servers of a resolv.conf; by default a test's knit gets
+ * one without any, so nothing is ever sent to the machine's own resolver (tests that need an upstream run one).
+ */
+export async function noUpstreamsFile(dir: string): Promise<string> {
+  const path = join(dir, 'knit-no-upstreams.conf');
+  await writeFile(path, '# no upstream resolvers: tests send traffic only to what they made\n');
+  return path;
+}
 
 export class Knit {
   proc?: Spawned;
@@ -22,10 +32,12 @@ export class Knit {
   async start(): Promise<void> {
     if (!this.started) await rm(this.stateDir, { recursive: true, force: true });
     this.started = true;
+    const noUpstreams = await noUpstreamsFile(this.host.dir);
     this.proc = this.host.spawnInHost(['node', join(repoRoot, 'dist/main.js')], {
       KNIT_SOCKET: this.socket,
       KNIT_STATE_DIR: this.stateDir,
       KNIT_LOG_LEVEL: 'debug',
+      KNIT_RESOLV_CONF: noUpstreams,
       ...this.env,
     });
     const proc = this.proc;

@@ -26,7 +26,7 @@ const network: NetworkApi = {
   createEndpoint: stub('createEndpoint', { mac: '02:11:22:33:44:55' }),
   endpointInfo: stub('endpointInfo', { hostInterface: 'kv-1c9753fa2e4d' }),
   deleteEndpoint: stub('deleteEndpoint', true),
-  join: stub('join', { srcName: 'kc-1c9753fa2e4d', gateway: '10.210.0.1', disableGatewayService: false }),
+  join: stub('join', { srcName: 'kc-1c9753fa2e4d', gateway: '10.210.0.1', disableGatewayService: false, staticRoutes: [] }),
   leave: stub('leave', undefined),
   programExternal: stub('programExternal', undefined),
   revokeExternal: stub('revokeExternal', undefined),

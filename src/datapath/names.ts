@@ -73,6 +73,15 @@ export const validateVni = (value: unknown): number => integer(value, 'VNI', { m
 export const validateMtu = (value: unknown): number => integer(value, 'MTU', { min: 68, max: 65535 });
 export const validatePort = (value: unknown): number => integer(value, 'UDP port', { min: 1, max: 65535 });
 
+/** An IPv4 address label: the kernel takes only the device's name, a colon and a word, 15 characters in all. */
+export function validateAddrLabel(value: unknown, dev: string): string {
+  const label = text(value, 'address label');
+  if (label.length > 15 || !label.startsWith(`${dev}:`) || !/^[A-Za-z0-9_.-]+$/.test(label.slice(dev.length + 1))) {
+    throw badRequest(`address label ${show(label)} is not "${dev}:" followed by letters or digits, 15 characters at most`);
+  }
+  return label;
+}
+
 const ALIAS = /^knit:[a-z]+:[0-9a-f]{12}$/;
 
 export function validateAlias(value: unknown): string {

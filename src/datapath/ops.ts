@@ -9,7 +9,8 @@ export type LinkOp =
   | { op: 'vxlan-add'; name: string; vni: number; local: string; port: number; mtu: number; alias: string; master: string; up?: boolean }
   /** A veth pair: `name` stays on the host (attached to `master`), `peer` goes to the container. */
   | { op: 'veth-add'; name: string; peer: string; mtu: number; master: string; alias: string; peerMac?: string; up?: boolean }
-  | { op: 'addr-add'; dev: string; cidr: string }
+  /** `label` (IPv4 only, "<dev>:<word>") marks an address knit put on a link it does not own, such as lo. */
+  | { op: 'addr-add'; dev: string; cidr: string; label?: string }
   | { op: 'addr-del'; dev: string; cidr: string }
   | { op: 'link-master'; name: string; master: string }
   | { op: 'link-up'; name: string }

@@ -1,7 +1,7 @@
 // Pure: kernel operations rendered as `ip -batch` and `bridge -batch` lines, their inverses, and how to name them.
 import type { Op } from './ops.js';
 import {
-  validateAlias, validateCidr, validateFdbMac, validateIfName, validateIp, validateMac, validateMtu, validatePort, validateVni, ZERO_MAC,
+  validateAddrLabel, validateAlias, validateCidr, validateFdbMac, validateIfName, validateIp, validateMac, validateMtu, validatePort, validateVni, ZERO_MAC,
 } from './names.js';
 
 export type BatchTool = 'ip' | 'bridge';
@@ -63,7 +63,8 @@ export function renderOp(op: Op): Rendered {
       const cidr = validateCidr(op.cidr);
       // Without nodad an IPv6 gateway stays "tentative" for a second or more and cannot be used as a source.
       const nodad = op.op === 'addr-add' && cidr.includes(':') ? ['nodad'] : [];
-      return ip(['addr', op.op === 'addr-add' ? 'add' : 'del', cidr, 'dev', validateIfName(op.dev), ...nodad]);
+      const label = op.op === 'addr-add' && op.label !== undefined ? ['label', validateAddrLabel(op.label, op.dev)] : [];
+      return ip(['addr', op.op === 'addr-add' ? 'add' : 'del', cidr, 'dev', validateIfName(op.dev), ...label, ...nodad]);
     }
     case 'link-master':
       return ip(['link', 'set', validateIfName(op.name), 'master', validateIfName(op.master)]);

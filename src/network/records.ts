@@ -27,6 +27,8 @@ export interface EndpointRecord {
   sandboxKey?: string;
   /** When it left its sandbox (Leave); dockerd deletes it right after, so an endpoint left long ago was forgotten. */
   leftAt?: string;
+  /** DNS servers dockerd gave it in CreateEndpoint (non-internal networks only): does it use knit's resolver? */
+  dnsServers?: string[];
   /** Published ports, present while external connectivity is programmed. */
   ports: PortMapping[];
   createdAt: string;

@@ -74,6 +74,7 @@ export function routeTable({ network, ipam, doctor, status, hints }: Handlers): 
       const reply: Record<string, unknown> = { InterfaceName: { SrcName: j.srcName, DstPrefix: 'eth' }, DisableGatewayService: j.disableGatewayService };
       if (j.gateway) reply.Gateway = j.gateway;
       if (j.gatewayV6) reply.GatewayIPv6 = j.gatewayV6;
+      if (j.staticRoutes.length) reply.StaticRoutes = j.staticRoutes.map((r) => ({ Destination: r.destination, RouteType: 0, NextHop: r.nextHop }));
       return reply;
     }),
     '/NetworkDriver.Leave': net(async (b) => {

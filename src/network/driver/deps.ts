@@ -5,6 +5,7 @@ import type { Store } from '../../store/types.js';
 import type { Datapath } from '../datapath.js';
 import type { EndpointRecord, NetworkRecord, PortMapping } from '../records.js';
 import type { SegmentSpec } from '../overlay/segments.js';
+import type { StaticRoute } from '../dns.js';
 
 /** Keeps knit's iptables state in step with the records of one network. */
 export interface Firewall {
@@ -37,6 +38,8 @@ export interface NetworkDeps {
   overlay?: OverlayControl;
   /** The --ip-range of a pool knit's IPAM holds ('' for none); for overlays, whose hosts must agree on it. */
   poolRange?: (subnet: string) => Promise<string | undefined>;
+  /** knit's resolver address (KNIT_DNS_ADDRESS), when it runs: internal networks get a route to it. */
+  dnsResolver?: string;
 }
 
 export interface JoinReply {
@@ -44,4 +47,5 @@ export interface JoinReply {
   gateway?: string;
   gatewayV6?: string;
   disableGatewayService: boolean;
+  staticRoutes: StaticRoute[];
 }

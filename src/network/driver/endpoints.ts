@@ -6,6 +6,7 @@ import { short } from '../../log.js';
 import { endpointNames, macFor, planEndpoint, planEndpointRemoval } from '../plan.js';
 import { type EndpointRecord, keys, type NetworkRecord } from '../records.js';
 import type { JoinReply } from './deps.js';
+import { dnsServersOf, planDnsRoute, type StaticRoute } from '../dns.js';
 import { flowsOf, PORTS, type DriverState } from './state.js';
 
 export interface EndpointRequest {
@@ -35,7 +36,7 @@ export class Endpoints {
         }
         return { mac };
       }
-      const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId), mac, ports: [], createdAt: new Date().toISOString() };
+      const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId), mac, ...dnsServersOf(net, req.options), ports: [], createdAt: new Date().toISOString() };
       if (req.address) ep.address = req.address;
       if (req.addressV6) ep.addressV6 = req.addressV6;
       await this.s.save(keys.endpoint(net.id, ep.id), ep);
@@ -86,7 +87,7 @@ export class Endpoints {
         const { leftAt: _, ...joined } = ep;
         await this.s.save(keys.endpoint(net.id, ep.id), { ...joined, sandboxKey: req.sandboxKey });
       }
-      const reply: JoinReply = { srcName: ep.peerIf, disableGatewayService: net.internal };
+      const reply: JoinReply = { srcName: ep.peerIf, disableGatewayService: net.internal, staticRoutes: await this.dnsRoutes(net, ep, req.sandboxKey) };
       if (!net.internal) {
         const gw4 = net.ipv4.find((s) => s.gateway)?.gateway;
         const gw6 = net.ipv6.find((s) => s.gateway)?.gateway;
@@ -96,6 +97,14 @@ export class Endpoints {
       this.s.deps.log.info('endpoint joined', { network: short(net.id), endpoint: short(ep.id), sandbox: req.sandboxKey.split('/').pop() });
       return reply;
     });
+  }
+
+  /** Internal networks have no default route: the first knit endpoint of a sandbox gets a /32 to knit's resolver. */
+  private async dnsRoutes(net: NetworkRecord, ep: EndpointRecord, sandboxKey: string): Promise<StaticRoute[]> {
+    if (!net.internal || !this.s.deps.dnsResolver) return [];
+    const internal = new Set((await this.s.networks()).filter((n) => n.internal).map((n) => n.id));
+    const others = (await this.s.endpoints()).map((e) => ({ ep: e, internal: internal.has(e.networkId) }));
+    return planDnsRoute({ resolver: this.s.deps.dnsResolver, net, ep, sandboxKey, others });
   }
 
   /** The record says the endpoint left: if knit dies before DeleteEndpoint, dockerd forgets it, and the sweep then does too. */

@@ -1,0 +1,58 @@
+// Starts names and the resolver together (issue 13): the address on the host's lo, the records, the servers.
+import { startResolver, type Resolver } from '../dns/resolver.js';
+import { describe } from '../errors.js';
+import type { Logger } from '../log.js';
+import { ensureDnsAddress } from '../datapath/dns-address.js';
+import type { Op } from '../datapath/ops.js';
+import type { Store } from '../store/types.js';
+import { LeaseSink } from './lease-sink.js';
+import { Names } from './service.js';
+
+export interface NamesSettings {
+  /** KNIT_DNS_ADDRESS. */
+  address: string;
+  /** The Docker engine's socket (KNIT_DOCKER_HOST). */
+  dockerSocket: string;
+  /** Where the upstream resolvers are read (KNIT_RESOLV_CONF; /etc/resolv.conf by default). */
+  resolvConf?: string;
+}
+
+export interface NamesDeps {
+  local: Store;
+  cluster: Store;
+  hostId: string;
+  leaseTtlSeconds: number;
+  kernel: { apply(ops: Op[]): Promise<void> };
+  log: Logger;
+}
+
+export interface RunningNames {
+  names: Names;
+  resolver?: Resolver;
+  stop(): Promise<void>;
+}
+
+/** After the plugin socket answers: the engine may be waiting for knit at its own start. */
+export async function startNames(s: NamesSettings, d: NamesDeps): Promise<RunningNames> {
+  const sink = new LeaseSink({ store: d.cluster, ttlSeconds: d.leaseTtlSeconds, log: d.log });
+  const names = new Names({ local: d.local, cluster: d.cluster, hostId: d.hostId, sink, dockerSocket: s.dockerSocket, resolver: s.address, log: d.log });
+  sink.start();
+  await names.start();
+  let resolver: Resolver | undefined;
+  try {
+    await ensureDnsAddress({ kernel: d.kernel, address: s.address });
+    resolver = await startResolver({ address: s.address, names, resolvConf: s.resolvConf, log: d.log });
+  } catch (err) {
+    // The networks work without it; names across hosts do not, and the log says why.
+    d.log.error('knit\'s DNS resolver is not running: names across hosts will not resolve', { address: s.address, error: describe(err) });
+  }
+  return {
+    names,
+    resolver,
+    async stop() {
+      await resolver?.close();
+      names.stop();
+      await sink.stop();
+    },
+  };
+}
