@@ -2,7 +2,7 @@
 import { type Cidr, parseCidr, parseIp, subnetKey } from '../addr/cidr.js';
 import type { Logger } from '../log.js';
 import { decode, encode } from '../store/records.js';
-import type { Entry, Store, Write } from '../store/types.js';
+import { commitInBatches, type Entry, type Store, type Write } from '../store/types.js';
 import { AddressBook } from './allocator.js';
 import type { PoolSpec } from './pools.js';
 import { type AddressKind, type AddressRecord, keys, type PoolRecord } from './records.js';
@@ -24,9 +24,6 @@ export interface HeldPool {
   record: PoolRecord;
   subnet: Cidr;
 }
-
-/** The most writes one commit carries when deleting many records (every backend takes at least this many). */
-const DELETE_CHUNK = 64;
 
 export class Ledger {
   /** Taken addresses per subnet key; a cache only: the store's compare-and-set decides. */
@@ -74,10 +71,8 @@ export class Ledger {
     return this.store.commit([{ key: p.entry.key, value, expect: p.entry.revision }]);
   }
 
-  /** Deletes records unconditionally (they are gone either way), a bounded number per commit. */
+  /** Deletes records unconditionally (they are gone either way), within the store's transaction limit per commit. */
   async deleteAll(entries: Entry[]): Promise<void> {
-    for (let i = 0; i < entries.length; i += DELETE_CHUNK) {
-      await this.store.commit(entries.slice(i, i + DELETE_CHUNK).map((e) => ({ key: e.key, value: null })));
-    }
+    await commitInBatches(this.store, entries.map((e) => ({ key: e.key, value: null })));
   }
 }
