@@ -27,6 +27,9 @@ const data = (r: Reply): unknown[] => (r.answers ?? []).map((a) => a.data);
 const loAddrs = async () => (JSON.parse((await run(['ip', '-j', 'addr', 'show', 'dev', 'lo'])).stdout) as Array<{ addr_info: Array<{ local: string; prefixlen: number; label?: string }> }>)[0].addr_info;
 
 beforeAll(async () => {
+  // The kernel project shares one namespace: a daemon test's knit put its resolver address on lo and left it there
+  // (on purpose, see docs/dns.md), so start from a lo without it.
+  await run(['ip', 'addr', 'del', `${DNS_ADDRESS}/32`, 'dev', 'lo'], { reject: false });
   bed = await DnsBed.create({ prefix: 'kntd', ownHost: false, address: false });
   c1 = await bed.container({ ips: ['10.53.0.2'], route: 'default' });
   c2 = await bed.container({ ips: ['10.53.0.3'], route: 'resolver' });

@@ -27,6 +27,10 @@ describe('parseConfig', () => {
       reclaimAfterSeconds: 3600,
       consulToken: undefined,
       etcdTls: undefined,
+      logFormat: 'auto',
+      dnsAddress: '169.254.53.53',
+      dockerSocket: '/var/run/docker.sock',
+      resolvConf: undefined,
     });
     expect(parseConfig({}).defaultPools.length).toBe(2);
   });
@@ -45,6 +49,10 @@ describe('parseConfig', () => {
       KNIT_ADVERTISE: 'eth1',
       KNIT_CONSUL_TOKEN: 'secret',
       KNIT_DEFAULT_POOLS: '10.100.0.0/16:24',
+      KNIT_LOG_FORMAT: 'json',
+      KNIT_DNS_ADDRESS: '169.254.1.53',
+      KNIT_DOCKER_HOST: 'unix:///run/docker-other.sock',
+      KNIT_RESOLV_CONF: '/etc/knit-resolv.conf',
     });
     expect(c).toEqual({
       socket: '/tmp/k.sock',
@@ -56,6 +64,10 @@ describe('parseConfig', () => {
       reclaimAfterSeconds: 0,
       consulToken: 'secret',
       etcdTls: undefined,
+      logFormat: 'json',
+      dnsAddress: '169.254.1.53',
+      dockerSocket: '/run/docker-other.sock',
+      resolvConf: '/etc/knit-resolv.conf',
     });
   });
 
