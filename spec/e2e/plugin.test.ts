@@ -155,7 +155,7 @@ describe.each(cases)('knit as a managed plugin on dockerd $engine', ({ engine, n
     // Every mount's source is one the host has without knit: Docker's plugin directory, and /dev/null.
     const mounts = JSON.parse((await docker(['plugin', 'inspect', '-f', '{{json .Settings.Mounts}}', PLUGIN])).stdout);
     expect(mounts.map((m: { Name: string; Source: string }) => `${m.Name}=${m.Source}`).sort())
-      .toEqual(['state=/var/lib/docker/plugins', 'xtables-lock=/dev/null']);
+      .toEqual(['docker-socket=/dev/null', 'state=/var/lib/docker/plugins', 'xtables-lock=/dev/null']);
     await docker(['plugin', 'enable', PLUGIN]);
     expect((await docker(['plugin', 'ls', '--format', '{{.Name}} {{.Enabled}}'])).stdout.trim()).toBe(`${PLUGIN} true`);
     // knit made its records' directory itself, root's only.
