@@ -8,6 +8,7 @@ import { Kernel } from './datapath/kernel.js';
 import { describe, KnitError } from './errors.js';
 import { sweep } from './maintenance.js';
 import { Ipam } from './ipam/service.js';
+import { HostAddresses } from './ipam/host-addresses.js';
 import { parseCidr } from './ipam/cidr.js';
 import type { Logger } from './log.js';
 import { reconcile } from './network/doctor.js';
@@ -86,7 +87,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const overlay = cluster !== local || ul ? new Overlay({ cluster, hostId, vtep: ul?.vtep, kernel, log, leaseTtlSeconds: LEASE_TTL_SECONDS }) : undefined;
   const firewall = new IptablesFirewall(kernel, log);
   let sweepSoon = (): void => undefined;
+  // Addresses on knit's own links (bridge gateways) are IPAM's already, and go with their networks.
+  const ownAddresses = async () => (await kernel.links()).filter((l) => !l.alias?.startsWith('knit:')).flatMap((l) => l.addrs.map((c) => c.split('/')[0]));
+  const hostAddrs = new HostAddresses({ store: cluster, hostId, own: ownAddresses, log });
+  const refreshHostAddrs = () => hostAddrs.refresh().catch((err) => log.warn('could not publish or read the knit hosts\' addresses', { error: describe(err) }));
   const ipam = new Ipam({
+    hostAddresses: () => hostAddrs.all(),
     onPoolReleased: () => sweepSoon(),
     store: cluster,
     hostId,
@@ -117,11 +123,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status }), log, ready, metrics });
   const server: Server = await listen(app, config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
+  await refreshHostAddrs();
   await overlay?.start(await driver.networks(), await driver.endpoints());
   markReady();
   // What a crash interrupted (a network dockerd gave up on, an address never used) goes at once.
   await sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
-  const runSweep = () => void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
+  const runSweep = () => {
+    void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
+    void refreshHostAddrs();
+  };
   const timer = setInterval(runSweep, SWEEP_INTERVAL_MS);
   timer.unref();
   // Quarantine and reclaim of hosts whose lease lapsed (cluster stores only).
@@ -129,7 +139,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ? setInterval(() => {
         overlay.liveHosts()
           .then((live) => ipam.reclaimLost({ live, now: Date.now(), afterMs: config.reclaimAfterSeconds * 1000 }))
-          .then((reclaimed) => overlay.forgetHosts(reclaimed))
+          .then(async (reclaimed) => {
+            await overlay.forgetHosts(reclaimed);
+            await hostAddrs.forget(reclaimed);
+            // Other hosts' addresses, freshly: a host that just started is known within one tick.
+            await hostAddrs.reload();
+          })
           .catch((err) => log.warn('liveness check failed', { error: describe(err) }));
       }, LIVENESS_INTERVAL_MS)
     : undefined;

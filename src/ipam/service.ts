@@ -16,6 +16,8 @@ export interface IpamDeps {
   /** Networks on the host's links that a chosen pool must not overlap (on-link routes). */
   reservedNetworks: () => Promise<Cidr[]>;
   log: Logger;
+  /** Addresses knit hosts hold on their interfaces (host-addresses.ts): never handed out. */
+  hostAddresses?: () => ReadonlySet<string>;
   /** Told after this host let a pool go (the network using it may now be an orphan). */
   onPoolReleased?: (subnet: string) => void;
 }
@@ -293,6 +295,7 @@ export class Ipam {
 
   private async claimStatic(book: AddressBook, ip: bigint): Promise<bigint | undefined> {
     const text = formatIp(book.subnet.family, ip);
+    if (this.deps.hostAddresses?.().has(text)) throw conflict(`address ${text} is an address of a knit host (on one of its interfaces); choose another`);
     const key = keys.addr(subnetKey(book.subnet), text);
     // The cache may be stale when other hosts share the pool: the store decides.
     if (book.isUsed(ip) && (await this.deps.store.get(key))) throw conflict(`address ${text} is already in use in ${formatCidr(book.subnet)}`);
@@ -359,15 +362,21 @@ export class Ipam {
     });
   }
 
+  /** The pool's addresses in use: records, plus the addresses knit hosts hold (these have no record, and are re-marked each time). */
   private async book(subnet: Cidr, range?: Cidr): Promise<AddressBook> {
     const sk = subnetKey(subnet);
-    const cached = this.books.get(sk);
-    if (cached) return cached;
-    const book = new AddressBook(subnet, range);
-    for (const e of await this.deps.store.list(keys.addrs(sk))) {
-      book.take(parseIp(e.key.slice(keys.addrs(sk).length)).value);
+    let book = this.books.get(sk);
+    if (!book) {
+      book = new AddressBook(subnet, range);
+      for (const e of await this.deps.store.list(keys.addrs(sk))) {
+        book.take(parseIp(e.key.slice(keys.addrs(sk).length)).value);
+      }
+      this.books.set(sk, book);
     }
-    this.books.set(sk, book);
+    for (const text of this.deps.hostAddresses?.() ?? []) {
+      const { family, value } = parseIp(text);
+      if (family === subnet.family && book.inSubnet(value)) book.take(value);
+    }
     return book;
   }
 }

@@ -11,10 +11,16 @@ export interface PortMapping {
   hostPort: number;
 }
 
+/** A host route knit added for an endpoint (a macvlan network's host leg). */
+export interface HostRoute {
+  dst: string;
+  dev: string;
+}
+
 export interface EndpointRecord {
   id: string;
   networkId: string;
-  /** Host end (on the bridge) and container end of the veth pair. */
+  /** Host end (on the bridge) and container end of the veth pair; on a macvlan network both name its one macvlan link. */
   hostIf: string;
   peerIf: string;
   mac: string;
@@ -24,6 +30,8 @@ export interface EndpointRecord {
   sandboxKey?: string;
   /** When it left its sandbox (Leave); dockerd deletes it right after, so an endpoint left long ago was forgotten. */
   leftAt?: string;
+  /** Routes to its addresses through its network's host leg, removed with it. */
+  hostRoutes?: HostRoute[];
   /** Published ports, present while external connectivity is programmed. */
   ports: PortMapping[];
   createdAt: string;

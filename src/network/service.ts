@@ -14,6 +14,8 @@ import { endpointNames, macFor, planEndpoint, planEndpointRemoval, planNetwork, 
 import { type EndpointRecord, keys, type NetworkRecord, type PortMapping } from './records.js';
 import { assignPorts, parsePortMap } from './ports.js';
 import { buildSpec, type IpamConfig } from './spec.js';
+import { MacvlanParents } from './macvlan.js';
+import { hostRoutes, isMacvlan } from './macvlan-plan.js';
 import { validateMac } from '../datapath/names.js';
 
 export interface Datapath {
@@ -56,8 +58,11 @@ const PORTS = 'ports';
 
 export class NetworkDriver {
   private readonly locks = new KeyedLock();
+  readonly macvlan: MacvlanParents;
 
-  constructor(private readonly deps: NetworkDeps) {}
+  constructor(private readonly deps: NetworkDeps) {
+    this.macvlan = new MacvlanParents(deps);
+  }
 
   async createNetwork(req: { id: string; options: Record<string, unknown>; ipv4: IpamConfig[]; ipv6: IpamConfig[] }): Promise<void> {
     const spec = buildSpec({ ...req, defaultBridge: bridgeName(req.id) });
@@ -72,6 +77,7 @@ export class NetworkDriver {
       if (taken) throw conflict(`a link named ${spec.bridge} already exists on this host and knit did not make it; choose another com.docker.network.bridge.name`);
       const net: NetworkRecord = { ...spec, createdAt: new Date().toISOString() };
       if (net.mode === 'overlay') await this.joinSegment(net);
+      await this.macvlan.prepare(net, others);
       await this.save(keys.network(net.id), net);
       try {
         await this.deps.kernel.apply(planNetwork(net));
@@ -82,6 +88,7 @@ export class NetworkDriver {
         await this.undo(() => this.deps.firewall.removeNetwork(net));
         await this.deps.store.commit([{ key: keys.network(net.id), value: null }]);
         if (net.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.leaveSegment(net.ipv4[0].subnet));
+        await this.undo(() => this.macvlan.release(net, others));
         throw err;
       }
       this.deps.log.info('network created', { network: short(net.id), bridge: net.bridge, mode: net.mode, subnets: [...net.ipv4, ...net.ipv6].map((s) => s.subnet) });
@@ -124,6 +131,7 @@ export class NetworkDriver {
         for (const ep of eps) if (net.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.unpublish(net, ep));
         await this.deps.kernel.remove(planNetworkRemoval(net, eps));
         await this.deps.firewall.removeNetwork(net);
+        await this.macvlan.release(net, await this.networks());
         // Best effort: if the store is away, the sweep leaves the segment later (reconcileSegments).
         if (net.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.leaveSegment(net.ipv4[0].subnet));
         this.deps.log.info('network deleted', { network: short(id), bridge: net.bridge, staleEndpoints: eps.length });
@@ -144,9 +152,10 @@ export class NetworkDriver {
         }
         return { mac };
       }
-      const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId), mac, ports: [], createdAt: new Date().toISOString() };
+      const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId, net), mac, ports: [], createdAt: new Date().toISOString() };
       if (req.address) ep.address = req.address;
       if (req.addressV6) ep.addressV6 = req.addressV6;
+      if (isMacvlan(net) && net.macvlan.hostLeg) ep.hostRoutes = hostRoutes(net, ep);
       await this.save(keys.endpoint(net.id, ep.id), ep);
       try {
         await this.deps.kernel.apply(planEndpoint(net, ep));
@@ -237,6 +246,9 @@ export class NetworkDriver {
         const ep = await this.endpoint(req.networkId, req.endpointId);
         if (!ep) throw notFound(`endpoint ${short(req.endpointId)} is not known to knit on network ${short(req.networkId)}`);
         const reqs = parsePortMap(req.options['com.docker.network.portmap'], net.hostBindingIpv4 ?? '0.0.0.0');
+        if (isMacvlan(net) && reqs.length) {
+          throw badRequest('macvlan networks have no published ports: each container has its own address on the LAN; leave out -p and reach it there');
+        }
         if (net.internal || (reqs.length === 0 && ep.ports.length === 0)) return;
         const all = await this.endpoints();
         const taken = all.filter((e) => e.id !== ep.id).flatMap((e) => e.ports);

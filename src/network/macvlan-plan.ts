@@ -1,0 +1,115 @@
+// Pure planners of macvlan networks: containers' macvlan children, the host leg, 802.1q parents, and repairs.
+import { conflict, notFound, badRequest } from '../errors.js';
+import { aliasFor, vethNames } from '../datapath/names.js';
+import type { LinkOp, LinkState } from '../datapath/ops.js';
+import type { EndpointRecord, HostRoute, NetworkRecord } from './records.js';
+
+type Macvlan = NetworkRecord & { macvlan: NonNullable<NetworkRecord['macvlan']> };
+
+export const isMacvlan = (net: NetworkRecord | undefined): net is Macvlan => net?.macvlan !== undefined;
+
+/** A macvlan endpoint has one link, made on the host and moved into the container by dockerd at Join. */
+export function macvlanEndpointNames(endpointId: string): { hostIf: string; peerIf: string } {
+  const { peer } = vethNames(endpointId);
+  return { hostIf: peer, peerIf: peer };
+}
+
+/** With the host leg, each local container's addresses are routed through it (the parent cannot reach its children). */
+export function hostRoutes(net: Macvlan, ep: Pick<EndpointRecord, 'address' | 'addressV6'>): HostRoute[] {
+  if (!net.macvlan.hostLeg) return [];
+  const dst = (cidr: string) => `${cidr.split('/')[0]}/${cidr.includes(':') ? 128 : 32}`;
+  return [ep.address, ep.addressV6].flatMap((c) => (c ? [{ dst: dst(c), dev: net.bridge }] : []));
+}
+
+/** The host leg: a bridge-mode macvlan of the parent named as the network's bridge would be, with no address. */
+export function planMacvlanNetwork(net: Macvlan): LinkOp[] {
+  if (!net.macvlan.hostLeg) return [];
+  return [{ op: 'macvlan-add', name: net.bridge, link: net.macvlan.parent, mode: 'bridge', mtu: net.mtu ?? 1500, alias: aliasFor('net', net.id), up: true }];
+}
+
+export function planMacvlanEndpoint(net: Macvlan, ep: EndpointRecord): LinkOp[] {
+  const child: LinkOp = { op: 'macvlan-add', name: ep.peerIf, link: net.macvlan.parent, mode: net.macvlan.mode, mtu: net.mtu ?? 1500, mac: ep.mac, alias: aliasFor('ep', ep.id) };
+  return [child, ...(ep.hostRoutes ?? []).map((r): LinkOp => ({ op: 'route-add', ...r }))];
+}
+
+/** What creating a macvlan network needs of its parent: the parent's MTU, and the 802.1q sub-interface to make, if any. */
+export interface ParentPlan {
+  mtu: number;
+  make?: Extract<LinkOp, { op: 'vlan-add' }>;
+}
+
+/**
+ * `made` lists the sub-interfaces knit made (and may remove); any other existing link is the user's and stays.
+ * passthru gives the parent to one child, so it shares the parent with no other network.
+ */
+export function planParent(a: { net: Macvlan; others: NetworkRecord[]; links: LinkState[] }): ParentPlan {
+  const { parent, mode, vlan } = a.net.macvlan;
+  const sharing = a.others.filter(isMacvlan).filter((n) => n.macvlan.parent === parent);
+  const passthru = mode === 'passthru' ? sharing[0] : sharing.find((n) => n.macvlan.mode === 'passthru');
+  if (passthru) {
+    throw conflict(`parent ${parent} is already used by knit macvlan network ${passthru.id.slice(0, 12)}, and macvlan_mode=passthru gives a parent to one network only`);
+  }
+  const existing = a.links.find((l) => l.name === parent);
+  const base = existing ?? (vlan ? a.links.find((l) => l.name === vlan.link) : undefined);
+  if (!base) {
+    const hint = vlan ? `, and neither does ${vlan.link} to make it from` : '; give an existing interface (or IF.VID to have knit make an 802.1q sub-interface of IF)';
+    throw notFound(`parent interface ${parent} does not exist on this host${hint}`);
+  }
+  if (a.net.mtu !== undefined && a.net.mtu > base.mtu) {
+    throw badRequest(`MTU ${a.net.mtu} is larger than the MTU ${base.mtu} of parent ${parent}; a macvlan cannot exceed its parent`);
+  }
+  const plan: ParentPlan = { mtu: base.mtu };
+  if (!existing && vlan) plan.make = { op: 'vlan-add', name: parent, link: vlan.link, vid: vlan.vid, up: true };
+  return plan;
+}
+
+/** The sub-interface to remove with a network: only one knit made, and only when no other network uses it. */
+export function parentToRelease(a: { net: Macvlan; others: NetworkRecord[]; made: string[] }): string | undefined {
+  const { parent } = a.net.macvlan;
+  return a.made.includes(parent) && !a.others.some((n) => isMacvlan(n) && n.macvlan.parent === parent) ? parent : undefined;
+}
+
+/** The host leg (its routes go with it); the endpoints' links are planEndpointRemoval's. */
+export function planMacvlanNetworkRemoval(net: Macvlan): LinkOp[] {
+  return net.macvlan.hostLeg ? [{ op: 'link-del', name: net.bridge }] : [];
+}
+
+export interface MacvlanRepairs {
+  repairs: Array<{ finding: string; ops: LinkOp[] }>;
+  findings: string[];
+  /** Sub-interfaces knit made that no network uses any more. */
+  unused: string[];
+}
+
+/**
+ * Parents (a missing one knit made is made again; one the user made is only reported), host legs with their
+ * routes, and children not yet moved into a container. A joined endpoint's link lives in its container.
+ */
+export function planMacvlanReconcile(a: { nets: NetworkRecord[]; eps: EndpointRecord[]; links: LinkState[]; made: string[] }): MacvlanRepairs {
+  const byName = new Map(a.links.map((l) => [l.name, l]));
+  const out: MacvlanRepairs = { repairs: [], findings: [], unused: [] };
+  const nets = a.nets.filter(isMacvlan);
+  for (const net of nets) {
+    const { parent, vlan } = net.macvlan;
+    const id = net.id.slice(0, 12);
+    if (!byName.has(parent) && a.made.includes(parent) && vlan) {
+      out.repairs.push({ finding: `802.1q parent ${parent} of macvlan network ${id} was missing`, ops: [{ op: 'vlan-add', name: parent, link: vlan.link, vid: vlan.vid, up: true }] });
+    } else if (!byName.has(parent)) {
+      out.findings.push(`parent ${parent} of macvlan network ${id} is missing: its containers lost their interfaces; bring it back and restart them`);
+    }
+    const eps = a.eps.filter((e) => e.networkId === net.id);
+    const leg = byName.get(net.bridge);
+    if (net.macvlan.hostLeg && !leg) {
+      const routes = eps.flatMap((e) => e.hostRoutes ?? []).map((r): LinkOp => ({ op: 'route-add', ...r }));
+      out.repairs.push({ finding: `host leg ${net.bridge} of macvlan network ${id} was missing`, ops: [...planMacvlanNetwork(net), ...routes] });
+    } else if (net.macvlan.hostLeg && !leg!.up) {
+      out.repairs.push({ finding: `host leg ${net.bridge} of macvlan network ${id} was down`, ops: [{ op: 'link-up', name: net.bridge }] });
+    }
+    for (const ep of eps.filter((e) => !e.sandboxKey && !byName.has(e.hostIf))) {
+      out.repairs.push({ finding: `macvlan ${ep.hostIf} of endpoint ${ep.id.slice(0, 12)} was missing`, ops: planMacvlanEndpoint(net, ep) });
+    }
+  }
+  out.unused = a.made.filter((name) => !nets.some((n) => n.macvlan.parent === name));
+  out.findings.push(...out.unused.map((name) => `802.1q sub-interface ${name} that knit made is used by no network`));
+  return out;
+}
