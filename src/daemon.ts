@@ -166,6 +166,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      hostAddrs.stop();
       await overlay?.stop();
       if (cluster !== local) await cluster.close();
       await local.close();

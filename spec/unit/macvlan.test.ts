@@ -1,5 +1,5 @@
 // Macvlan networks, the pure parts: options, the links and routes of every mode, 802.1q parents, the host leg, repairs.
-import type { LinkOp, LinkState } from '../../src/datapath/ops.js';
+import type { LinkState, Op } from '../../src/datapath/ops.js';
 import { renderBatches } from '../../src/datapath/render.js';
 import { hostRoutes, isMacvlan, parentToRelease, planParent } from '../../src/network/macvlan-plan.js';
 import { endpointNames, planEndpoint, planEndpointRemoval, planNetwork, planNetworkRemoval } from '../../src/network/plan.js';
@@ -14,7 +14,7 @@ const v4 = [{ pool: '198.18.0.0/24', gateway: '198.18.0.254/24', aux: {} }];
 const spec = (generic: Record<string, unknown>, extra: Record<string, unknown> = {}, id = ID) =>
   buildSpec({ id, options: { 'com.docker.network.generic': generic, ...extra }, ipv4: v4, ipv6: [], defaultBridge: `kn-${id.slice(0, 12)}` });
 const net = (generic: Record<string, unknown>, id = ID): NetworkRecord => ({ ...spec({ 'knit.mode': 'macvlan', ...generic }, {}, id), mtu: 1500, createdAt: '' });
-const lines = (ops: LinkOp[]) => renderBatches(ops).ip.map((l) => l.text);
+const lines = (ops: Op[]) => renderBatches(ops).ip.map((l) => l.text);
 const link = (name: string, extra: Partial<LinkState> = {}): LinkState => ({ name, kind: 'veth', mtu: 1500, up: true, addrs: [], ...extra });
 function endpoint(n: NetworkRecord, extra: Partial<EndpointRecord> = {}): EndpointRecord {
   const ep: EndpointRecord = { id: EP, networkId: n.id, ...endpointNames(EP, n), mac: '02:00:00:00:00:01', address: '198.18.0.7/24', ports: [], createdAt: '', ...extra };
@@ -71,9 +71,12 @@ describe('macvlan plans', () => {
     const ep = endpoint(n, { addressV6: 'fd00::7/64' });
     expect(hostRoutes(n as Parameters<typeof hostRoutes>[0], ep)).toEqual([{ dst: '198.18.0.7/32', dev: 'kn-aaaaaaaaaaaa' }, { dst: 'fd00::7/128', dev: 'kn-aaaaaaaaaaaa' }]);
     expect(lines(planEndpoint(n, ep))).toContain('route replace 198.18.0.7/32 dev kn-aaaaaaaaaaaa');
-    const removal = ['route flush exact 198.18.0.7/32 dev kn-aaaaaaaaaaaa', 'route flush exact fd00::7/128 dev kn-aaaaaaaaaaaa', 'link del knccccccccccccc'];
+    // The host never ARPs from the leg (its sender address would re-point the host's address at the leg's MAC on the LAN).
+    expect(lines(planEndpoint(n, ep))).toContain('neigh replace 198.18.0.7 lladdr 02:00:00:00:00:01 dev kn-aaaaaaaaaaaa nud permanent');
+    const removal = ['route flush exact 198.18.0.7/32 dev kn-aaaaaaaaaaaa', 'route flush exact fd00::7/128 dev kn-aaaaaaaaaaaa', 'link del knccccccccccccc',
+      'neigh flush to 198.18.0.7 dev kn-aaaaaaaaaaaa nud all', 'neigh flush to fd00::7 dev kn-aaaaaaaaaaaa nud all'];
     expect(lines(planEndpointRemoval(ep))).toEqual(removal);
-    expect(lines(planNetworkRemoval(n, [ep]))).toEqual([...removal, 'link del kn-aaaaaaaaaaaa']);
+    expect(lines(planNetworkRemoval(n, [ep]))).toEqual([...removal.slice(0, 3), 'link del kn-aaaaaaaaaaaa', ...removal.slice(3)]);
   });
   test('no host leg: no routes, and nothing on the host for the network itself', () => {
     const n = net({ parent: 'ul0' });
@@ -86,6 +89,13 @@ describe('macvlan parents', () => {
   const mv = (generic: Record<string, unknown>, id = ID) => net(generic, id) as Parameters<typeof planParent>[0]['net'];
   test('an existing parent: nothing to make, and the network takes its MTU', () => {
     expect(planParent({ net: { ...mv({ parent: 'ul0' }), mtu: undefined }, others: [], links: [link('ul0', { mtu: 9000 })] })).toEqual({ mtu: 9000 });
+  });
+  test('with a host leg, the parent\'s own address in the subnet becomes the source of the host\'s routes', () => {
+    const links = [link('ul0', { addrs: ['10.0.0.5/8', '198.18.0.1/24'] })];
+    expect(planParent({ net: mv({ parent: 'ul0', 'knit.macvlan.host': 'true' }), others: [], links }).source).toBe('198.18.0.1');
+    expect(planParent({ net: mv({ parent: 'ul0' }), others: [], links }).source).toBeUndefined();
+    const n = { ...net({ parent: 'ul0', 'knit.macvlan.host': 'true' }), hostLegSource: '198.18.0.1' };
+    expect(lines(planEndpoint(n, endpoint(n)))).toContain('route replace 198.18.0.7/32 dev kn-aaaaaaaaaaaa src 198.18.0.1');
   });
   test('a missing IF.VID whose IF exists: an 802.1q sub-interface to make', () => {
     const plan = planParent({ net: mv({ parent: 'ul0.42' }), others: [], links: [link('ul0')] });
@@ -132,8 +142,10 @@ describe('macvlan reconcile', () => {
       'link add link ul0 name ul0.42 up type vlan id 42',
       'link add link ul0.42 name kn-aaaaaaaaaaaa mtu 1500 up type macvlan mode bridge', 'link set kn-aaaaaaaaaaaa alias knit:net:aaaaaaaaaaaa',
       'route replace 198.18.0.7/32 dev kn-aaaaaaaaaaaa',
+      'neigh replace 198.18.0.7 lladdr 02:00:00:00:00:01 dev kn-aaaaaaaaaaaa nud permanent',
       'link add link ul0.42 name knccccccccccccc mtu 1500 address 02:00:00:00:00:01 type macvlan mode bridge', 'link set knccccccccccccc alias knit:ep:cccccccccccc',
       'route replace 198.18.0.7/32 dev kn-aaaaaaaaaaaa',
+      'neigh replace 198.18.0.7 lladdr 02:00:00:00:00:01 dev kn-aaaaaaaaaaaa nud permanent',
     ]);
     expect(plan.orphans).toEqual([]);
   });

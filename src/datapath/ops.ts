@@ -17,7 +17,7 @@ export type LinkOp =
   /** An 802.1q sub-interface `name` of `link` (a macvlan parent named IF.VID that did not exist). */
   | { op: 'vlan-add'; name: string; link: string; vid: number; up?: boolean }
   /** A host route for one address (`dst` is a /32 or /128) through `dev`. */
-  | { op: 'route-add'; dst: string; dev: string }
+  | { op: 'route-add'; dst: string; dev: string; src?: string }
   | { op: 'route-del'; dst: string; dev: string }
   | { op: 'addr-add'; dev: string; cidr: string }
   | { op: 'addr-del'; dev: string; cidr: string }

@@ -1,7 +1,7 @@
 // Pure: the macvlan network ops (children, 802.1q parents, host routes) rendered as `ip -batch` lines.
 import { badRequest } from '../errors.js';
 import type { MacvlanMode, Op } from './ops.js';
-import { validateAlias, validateCidr, validateIfName, validateMac, validateMtu } from './names.js';
+import { validateAlias, validateCidr, validateIfName, validateIp, validateMac, validateMtu } from './names.js';
 
 export type MacvlanOp = Extract<Op, { op: 'macvlan-add' | 'vlan-add' | 'route-add' | 'route-del' }>;
 
@@ -42,7 +42,7 @@ export function renderMacvlanOp(op: MacvlanOp): string[][] {
         'type', 'vlan', 'id', String(validateVid(op.vid))]];
     case 'route-add':
       // replace: re-applying after a restart must succeed.
-      return [['route', 'replace', hostRoute(op.dst), 'dev', validateIfName(op.dev)]];
+      return [['route', 'replace', hostRoute(op.dst), 'dev', validateIfName(op.dev), ...(op.src ? ['src', validateIp(op.src, 'route source')] : [])]];
     case 'route-del':
       // A flush of one route is idempotent (`route del` of an absent route fails with "No such process").
       return [['route', 'flush', 'exact', hostRoute(op.dst), 'dev', validateIfName(op.dev)]];

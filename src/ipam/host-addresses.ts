@@ -3,7 +3,7 @@
 // options, so the rule holds for every knit pool.
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Store } from '../store/types.js';
+import type { Store, Watch, WatchEvent } from '../store/types.js';
 import { formatIp, parseIp } from './cidr.js';
 
 export const HOST_ADDRS = 'ipam/host-addrs/';
@@ -24,8 +24,12 @@ function canonical(text: unknown): string | undefined {
  */
 export class HostAddresses {
   private held: ReadonlySet<string> = new Set();
-  /** This host's addresses as last published. */
+  /** This host's addresses as last read, and as last published. */
   private mine: string[] = [];
+  private published = '';
+  /** Every host's, by host ID, kept current by a watch (a host that starts is known at once) and periodic reloads. */
+  private byHost = new Map<string, string[]>();
+  private watch?: Watch;
 
   constructor(private readonly deps: { store: Store; hostId: string; own: () => Promise<string[]>; log: Logger }) {}
 
@@ -37,28 +41,48 @@ export class HostAddresses {
   /** Publishes this host's addresses if they changed, then reads every host's. */
   async refresh(): Promise<void> {
     const own = [...new Set((await this.deps.own()).flatMap((a) => canonical(a) ?? []))].sort();
-    if (own.join() !== this.mine.join()) {
+    // Kept even when the store is away: this host's IPAM skips them all the same.
+    this.mine = own;
+    if (own.join() !== this.published) {
       await this.deps.store.commit([{ key: HOST_ADDRS + this.deps.hostId, value: JSON.stringify({ addrs: own, at: new Date().toISOString() }) }]);
-      this.mine = own;
+      this.published = own.join();
       this.deps.log.info('host addresses published', { addresses: own });
     }
     await this.reload();
   }
 
-  /** Reads every host's published addresses. */
+  /** Reads every host's published addresses, and from then on watches them. */
   async reload(): Promise<void> {
-    const all = new Set(this.mine);
-    for (const e of await this.deps.store.list(HOST_ADDRS)) {
-      try {
-        for (const a of (JSON.parse(e.value) as { addrs?: unknown[] }).addrs ?? []) {
-          const c = canonical(a);
-          if (c) all.add(c);
-        }
-      } catch (err) {
-        this.deps.log.warn('unreadable host address record skipped', { key: e.key, error: describe(err) });
-      }
+    const byHost = new Map<string, string[]>();
+    for (const e of await this.deps.store.list(HOST_ADDRS)) byHost.set(e.key.slice(HOST_ADDRS.length), this.parse(e.key, e.value));
+    this.byHost = byHost;
+    this.recompute();
+    this.watch ??= this.deps.store.watch(HOST_ADDRS, (ev) => this.onEvent(ev));
+  }
+
+  stop(): void {
+    this.watch?.close();
+  }
+
+  private onEvent(ev: WatchEvent): void {
+    const host = ev.key.slice(HOST_ADDRS.length);
+    if (ev.type === 'put') this.byHost.set(host, this.parse(ev.key, ev.value));
+    else this.byHost.delete(host);
+    this.recompute();
+  }
+
+  private recompute(): void {
+    this.held = new Set([...this.mine, ...[...this.byHost.values()].flat()]);
+  }
+
+  private parse(key: string, value: string): string[] {
+    try {
+      const addrs = (JSON.parse(value) as { addrs?: unknown[] }).addrs ?? [];
+      return addrs.flatMap((a) => canonical(a) ?? []);
+    } catch (err) {
+      this.deps.log.warn('unreadable host address record skipped', { key, error: describe(err) });
+      return [];
     }
-    this.held = all;
   }
 
   /** Hosts reclaimed as lost: their addresses are free again. */

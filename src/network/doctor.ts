@@ -31,6 +31,9 @@ export async function reconcile(a: { driver: NetworkDriver; kernel: Datapath; fi
     await kernel.remove(plan.orphans);
     report.removed = plan.orphans.length;
   }
+  for (const net of nets) {
+    await driver.macvlan.tuneHostLeg(net).catch((err) => report.failures.push(`host leg ${net.bridge}: ${describe(err)}`));
+  }
   if (plan.unusedParents.length) {
     await driver.macvlan.drop(plan.unusedParents);
     report.removed += plan.unusedParents.length;

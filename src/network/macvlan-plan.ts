@@ -1,7 +1,8 @@
 // Pure planners of macvlan networks: containers' macvlan children, the host leg, 802.1q parents, and repairs.
 import { conflict, notFound, badRequest } from '../errors.js';
 import { aliasFor, vethNames } from '../datapath/names.js';
-import type { LinkOp, LinkState } from '../datapath/ops.js';
+import type { LinkOp, LinkState, Op } from '../datapath/ops.js';
+import { contains, parseAddrCidr, parseCidr } from '../ipam/cidr.js';
 import type { EndpointRecord, HostRoute, NetworkRecord } from './records.js';
 
 type Macvlan = NetworkRecord & { macvlan: NonNullable<NetworkRecord['macvlan']> };
@@ -17,8 +18,10 @@ export function macvlanEndpointNames(endpointId: string): { hostIf: string; peer
 /** With the host leg, each local container's addresses are routed through it (the parent cannot reach its children). */
 export function hostRoutes(net: Macvlan, ep: Pick<EndpointRecord, 'address' | 'addressV6'>): HostRoute[] {
   if (!net.macvlan.hostLeg) return [];
-  const dst = (cidr: string) => `${cidr.split('/')[0]}/${cidr.includes(':') ? 128 : 32}`;
-  return [ep.address, ep.addressV6].flatMap((c) => (c ? [{ dst: dst(c), dev: net.bridge }] : []));
+  const routes: HostRoute[] = [];
+  if (ep.address) routes.push({ dst: `${ep.address.split('/')[0]}/32`, dev: net.bridge, ...(net.hostLegSource ? { src: net.hostLegSource } : {}) });
+  if (ep.addressV6) routes.push({ dst: `${ep.addressV6.split('/')[0]}/128`, dev: net.bridge });
+  return routes;
 }
 
 /** The host leg: a bridge-mode macvlan of the parent named as the network's bridge would be, with no address. */
@@ -27,14 +30,28 @@ export function planMacvlanNetwork(net: Macvlan): LinkOp[] {
   return [{ op: 'macvlan-add', name: net.bridge, link: net.macvlan.parent, mode: 'bridge', mtu: net.mtu ?? 1500, alias: aliasFor('net', net.id), up: true }];
 }
 
-export function planMacvlanEndpoint(net: Macvlan, ep: EndpointRecord): LinkOp[] {
+export function planMacvlanEndpoint(net: Macvlan, ep: EndpointRecord): Op[] {
   const child: LinkOp = { op: 'macvlan-add', name: ep.peerIf, link: net.macvlan.parent, mode: net.macvlan.mode, mtu: net.mtu ?? 1500, mac: ep.mac, alias: aliasFor('ep', ep.id) };
-  return [child, ...(ep.hostRoutes ?? []).map((r): LinkOp => ({ op: 'route-add', ...r }))];
+  return [child, ...hostLegEntries(ep)];
+}
+
+/**
+ * Through the host leg: a route to each of the endpoint's addresses and a permanent neighbour entry with its MAC.
+ * Without the entry the host would ARP from the leg with its own address as sender, and the LAN's hosts, hearing
+ * the broadcast, would re-point that address at the leg's MAC (seen here: the host lost its store when the leg went).
+ */
+export function hostLegEntries(ep: EndpointRecord): Op[] {
+  return (ep.hostRoutes ?? []).flatMap((r): Op[] => [
+    { op: 'route-add', ...r },
+    { op: 'neigh-add', dev: r.dev, ip: r.dst.split('/')[0], mac: ep.mac },
+  ]);
 }
 
 /** What creating a macvlan network needs of its parent: the parent's MTU, and the 802.1q sub-interface to make, if any. */
 export interface ParentPlan {
   mtu: number;
+  /** The parent's own IPv4 address in the network's subnet: the host leg's routes use it as their source. */
+  source?: string;
   make?: Extract<LinkOp, { op: 'vlan-add' }>;
 }
 
@@ -59,6 +76,9 @@ export function planParent(a: { net: Macvlan; others: NetworkRecord[]; links: Li
     throw badRequest(`MTU ${a.net.mtu} is larger than the MTU ${base.mtu} of parent ${parent}; a macvlan cannot exceed its parent`);
   }
   const plan: ParentPlan = { mtu: base.mtu };
+  const subnet = a.net.ipv4[0] ? parseCidr(a.net.ipv4[0].subnet) : undefined;
+  const source = existing?.addrs.find((c) => !c.includes(':') && subnet && contains(subnet, parseAddrCidr(c).ip));
+  if (source && a.net.macvlan.hostLeg) plan.source = source.split('/')[0];
   if (!existing && vlan) plan.make = { op: 'vlan-add', name: parent, link: vlan.link, vid: vlan.vid, up: true };
   return plan;
 }
@@ -75,7 +95,7 @@ export function planMacvlanNetworkRemoval(net: Macvlan): LinkOp[] {
 }
 
 export interface MacvlanRepairs {
-  repairs: Array<{ finding: string; ops: LinkOp[] }>;
+  repairs: Array<{ finding: string; ops: Op[] }>;
   findings: string[];
   /** Sub-interfaces knit made that no network uses any more. */
   unused: string[];
@@ -100,8 +120,7 @@ export function planMacvlanReconcile(a: { nets: NetworkRecord[]; eps: EndpointRe
     const eps = a.eps.filter((e) => e.networkId === net.id);
     const leg = byName.get(net.bridge);
     if (net.macvlan.hostLeg && !leg) {
-      const routes = eps.flatMap((e) => e.hostRoutes ?? []).map((r): LinkOp => ({ op: 'route-add', ...r }));
-      out.repairs.push({ finding: `host leg ${net.bridge} of macvlan network ${id} was missing`, ops: [...planMacvlanNetwork(net), ...routes] });
+      out.repairs.push({ finding: `host leg ${net.bridge} of macvlan network ${id} was missing`, ops: [...planMacvlanNetwork(net), ...eps.flatMap(hostLegEntries)] });
     } else if (net.macvlan.hostLeg && !leg!.up) {
       out.repairs.push({ finding: `host leg ${net.bridge} of macvlan network ${id} was down`, ops: [{ op: 'link-up', name: net.bridge }] });
     }

@@ -25,6 +25,7 @@ export class MacvlanParents {
     if (!isMacvlan(net)) return;
     const plan = planParent({ net, others, links: await this.deps.kernel.links() });
     net.mtu ??= plan.mtu;
+    if (plan.source) net.hostLegSource = plan.source;
     if (!plan.make) return;
     await this.deps.store.commit([{ key: MADE + plan.make.name, value: JSON.stringify({ link: plan.make.link, vid: plan.make.vid }) }]);
     try {
@@ -36,6 +37,15 @@ export class MacvlanParents {
         'create the sub-interface yourself or choose an existing parent', { cause: err });
     }
     this.deps.log.info('802.1q parent made', { parent: plan.make.name, link: plan.make.link, vid: plan.make.vid });
+  }
+
+  /**
+   * The host leg hears every broadcast the LAN sends its parent, and would answer ARP for all of the host's
+   * addresses with its own MAC: the LAN would then send the host's traffic to the leg (seen here: the host lost
+   * its store). With arp_filter it answers only where the reply would leave through it: its own containers.
+   */
+  async tuneHostLeg(net: NetworkRecord): Promise<void> {
+    if (isMacvlan(net) && net.macvlan.hostLeg) await this.deps.kernel.setSysctl(`net/ipv4/conf/${net.bridge}/arp_filter`, '1');
   }
 
   /** After a macvlan network went (or failed to be made): its parent goes too if knit made it and no other network uses it. */

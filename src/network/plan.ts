@@ -1,6 +1,6 @@
 // Pure planners: the kernel operations that make (or unmake) a network or an endpoint.
 import { createHash } from 'node:crypto';
-import type { LinkOp } from '../datapath/ops.js';
+import type { LinkOp, Op } from '../datapath/ops.js';
 import { aliasFor, vethNames, vxlanName } from '../datapath/names.js';
 import { isMacvlan, macvlanEndpointNames, planMacvlanEndpoint, planMacvlanNetwork, planMacvlanNetworkRemoval } from './macvlan-plan.js';
 import { VXLAN_PORT } from './overlay-plan.js';
@@ -37,19 +37,19 @@ export function endpointNames(endpointId: string, net: NetworkRecord): { hostIf:
   return { hostIf: v.host, peerIf: v.peer };
 }
 
-export function planEndpoint(net: NetworkRecord, ep: EndpointRecord): LinkOp[] {
+export function planEndpoint(net: NetworkRecord, ep: EndpointRecord): Op[] {
   if (isMacvlan(net)) return planMacvlanEndpoint(net, ep);
   return [{ op: 'veth-add', name: ep.hostIf, peer: ep.peerIf, mtu: mtuOf(net), master: net.bridge, alias: aliasFor('ep', ep.id), peerMac: ep.mac, up: true }];
 }
 
-/** Its routes (a macvlan endpoint's, through the host leg), then its link. */
-export const planEndpointRemoval = (ep: EndpointRecord): LinkOp[] => [
-  ...(ep.hostRoutes ?? []).map((r): LinkOp => ({ op: 'route-del', ...r })),
+/** Its routes and neighbour entries (a macvlan endpoint's, through the host leg), then its link. */
+export const planEndpointRemoval = (ep: EndpointRecord): Op[] => [
+  ...(ep.hostRoutes ?? []).flatMap((r): Op[] => [{ op: 'route-del', dst: r.dst, dev: r.dev }, { op: 'neigh-del', dev: r.dev, ip: r.dst.split('/')[0] }]),
   { op: 'link-del', name: ep.hostIf },
 ];
 
 /** Its endpoints' veths, its VXLAN device (an overlay's: enslaved to the bridge, it would outlive it), its bridge. */
-export function planNetworkRemoval(net: NetworkRecord, eps: EndpointRecord[]): LinkOp[] {
+export function planNetworkRemoval(net: NetworkRecord, eps: EndpointRecord[]): Op[] {
   if (isMacvlan(net)) return [...eps.flatMap(planEndpointRemoval), ...planMacvlanNetworkRemoval(net)];
   const vxlan: LinkOp[] = net.mode === 'overlay' && net.vni ? [{ op: 'link-del', name: vxlanName(net.vni) }] : [];
   return [...eps.flatMap(planEndpointRemoval), ...vxlan, { op: 'link-del', name: net.bridge }];

@@ -1,5 +1,5 @@
 // Pure: compares the records with what the kernel holds and plans the repairs, with a report.
-import type { LinkOp, LinkState } from '../datapath/ops.js';
+import type { LinkOp, LinkState, Op } from '../datapath/ops.js';
 import { isMacvlan, planMacvlanReconcile } from './macvlan-plan.js';
 import { planEndpoint, planNetwork } from './plan.js';
 import type { EndpointRecord, NetworkRecord } from './records.js';
@@ -7,7 +7,7 @@ import type { EndpointRecord, NetworkRecord } from './records.js';
 export interface Repair {
   /** Human-readable: what was wrong. */
   finding: string;
-  ops: LinkOp[];
+  ops: Op[];
 }
 
 export interface ReconcilePlan {

@@ -1,8 +1,11 @@
 // Host-local records of networks and endpoints, kept in the embedded store under the state dir.
 import type { NetworkSpec } from './spec.js';
 
-/** `vni` and `vtep` are set for overlays once the segment is known. */
-export type NetworkRecord = NetworkSpec & { createdAt: string; vtep?: string };
+/**
+ * `vni` and `vtep` are set for overlays once the segment is known; `hostLegSource` for a macvlan network with
+ * a host leg whose parent holds an address in its IPv4 subnet (the source of the host's traffic to its containers).
+ */
+export type NetworkRecord = NetworkSpec & { createdAt: string; vtep?: string; hostLegSource?: string };
 
 export interface PortMapping {
   proto: 'tcp' | 'udp' | 'sctp';
@@ -15,6 +18,8 @@ export interface PortMapping {
 export interface HostRoute {
   dst: string;
   dev: string;
+  /** The host's own address to reach it from (else the kernel picks one, perhaps on another network). */
+  src?: string;
 }
 
 export interface EndpointRecord {

@@ -24,6 +24,7 @@ export interface Datapath {
   links(): Promise<LinkState[]>;
   vxlanEntries(dev: string): Promise<VxlanEntries>;
   flushConntrack(flows: Array<{ proto: string; port: number; family: 4 | 6 }>): Promise<void>;
+  setSysctl(name: string, value: string): Promise<void>;
 }
 
 /** The flows to forget when mappings come or go (see Kernel.flushConntrack). */
@@ -81,6 +82,7 @@ export class NetworkDriver {
       await this.save(keys.network(net.id), net);
       try {
         await this.deps.kernel.apply(planNetwork(net));
+        await this.macvlan.tuneHostLeg(net);
         await this.deps.firewall.syncNetwork(net, []);
         if (net.mode === 'overlay') await this.deps.overlay!.control.attach(net);
       } catch (err) {
