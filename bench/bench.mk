@@ -1,7 +1,7 @@
 ## Benchmarks (issue 6): knit against Docker's built-in bridge, side by side. Not part of `make test`.
 ##   make bench                  everything (about 20 min on 2 cores), figures to bench/RESULTS.md
 ##   make bench-quick            fewer iterations, a smoke run; figures to .testbed/bench/RESULTS-quick.md
-##   make bench BENCH_ONLY=ipam  some of them (lifecycle, burst, calls, ipam, datapath, overlay,
+##   make bench BENCH_ONLY=ipam  some of them (lifecycle, burst, calls, ipam, datapath, overlay, macvlan,
 ##                               scale, convergence), figures to
 ##                               .testbed/bench/RESULTS-only.md so that bench/RESULTS.md always holds a whole run
 BENCH_RUN := node --import tsx bench/main.ts

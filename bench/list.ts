@@ -6,6 +6,7 @@ import { convergence } from './convergence.js';
 import { datapath } from './datapath.js';
 import { ipam } from './ipam.js';
 import { lifecycle } from './lifecycle.js';
+import { macvlan } from './macvlan.js';
 import { overlay } from './overlay.js';
 import type { Section } from './report.js';
 import { scale } from './scale.js';
@@ -30,6 +31,7 @@ export const BENCHMARKS: Benchmark[] = [
   { id: 'datapath', title: '5. Datapath (bridge)', budgetMs: { full: 1.5 * MIN, quick: 0.5 * MIN }, graceMs: 2 * MIN, run: datapath },
   { id: 'overlay', title: '5. Datapath (overlay)', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 3 * MIN, run: overlay },
   { id: 'scale', title: '6. Scale', budgetMs: { full: 5 * MIN, quick: 1.5 * MIN }, graceMs: 3 * MIN, run: scale },
+  { id: 'macvlan', title: '8. Macvlan', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: macvlan },
   { id: 'convergence', title: '7. Overlay convergence', budgetMs: { full: 3 * MIN, quick: 1 * MIN }, graceMs: 3 * MIN, run: convergence },
 ];
 
