@@ -5,6 +5,7 @@ import { connectHosts } from '../support/underlay.js';
 import { Knit } from '../support/knit.js';
 import { startEtcd, type EtcdServer } from '../support/etcd.js';
 import { deleteNetns } from '../support/reap.js';
+import { post } from '../support/client.js';
 
 const LAN = '198.18.0.0/24';
 const STORE_IP = '198.18.0.250';
@@ -132,6 +133,13 @@ test('the host leg lets the host reach its containers, and goes with its network
   const ip = await ipOf(H1, 'h1', 'mvh');
   await waitFor('host 1 to reach its container through the host leg', () => hostPings(H1, ip), { timeoutMs: 10_000, intervalMs: 500 });
   expect((await hosts[H1].exec(['ip', 'route', 'show', `${ip}/32`])).stdout).toMatch(new RegExp(`dev kn-[0-9a-f]{12} .*src ${hostIps[H1]}`));
+  // knit doctor puts back a host leg someone deleted, with its route (negative control: unreachable without it).
+  const leg = /dev (kn-[0-9a-f]{12})/.exec((await hosts[H1].exec(['ip', 'route', 'show', `${ip}/32`])).stdout)![1];
+  await hosts[H1].exec(['ip', 'link', 'del', leg]);
+  expect(await hostPings(H1, ip)).toBe(false);
+  const doctor = await post(knits[H1].socket, '/knit.Doctor', {}, 20_000);
+  expect(JSON.stringify(doctor.body)).toContain(`host leg ${leg} of macvlan network`);
+  await waitFor('host 1 to reach its container again', () => hostPings(H1, ip), { timeoutMs: 10_000, intervalMs: 500 });
   // The LAN still reaches the host at its parent's MAC (the leg must not answer ARP for the host's addresses).
   const ul0Mac = /link\/ether (\S+)/.exec((await hosts[H1].exec(['ip', 'link', 'show', 'ul0'])).stdout)![1];
   await outside(['ip', 'neigh', 'flush', 'dev', 'eth0']);
@@ -153,6 +161,17 @@ test('private mode: containers of one host cannot reach each other, containers o
   await docker(H1, ['rm', '-f', 'p1', 'p2']);
   await docker(H2, ['rm', '-f', 'p3']);
   for (const h of [H1, H2]) await docker(h, ['network', 'rm', 'mvp']);
+});
+
+test('--internal: no default route, the LAN on-link still reachable', async () => {
+  made(await create(H1, 'mvi', ['--internal', '--ip-range', RANGE], LAN));
+  expect(await runOn(H1, 'i1', 'mvi')).toMatchObject({ exitCode: 0 });
+  const routes = (await docker(H1, ['exec', 'i1', 'ip', 'route'])).stdout;
+  expect(routes).not.toContain('default');
+  expect(routes).toContain('198.18.0.0/24 dev eth0');
+  expect(await ping(H1, 'i1', OUTSIDE_IP)).toBe(true);
+  await docker(H1, ['rm', '-f', 'i1']);
+  await docker(H1, ['network', 'rm', 'mvi']);
 });
 
 test('an 802.1q parent cannot be made on this kernel: a clear error, and nothing changed', async () => {

@@ -67,7 +67,7 @@ describe('macvlan plans', () => {
   });
   test('the host leg: a bridge-mode macvlan of the parent with no address, and a host route per container address', () => {
     const n = net({ parent: 'ul0', 'knit.macvlan.host': 'true' });
-    expect(lines(planNetwork(n))).toEqual(['link add link ul0 name kn-aaaaaaaaaaaa mtu 1500 up type macvlan mode bridge', 'link set kn-aaaaaaaaaaaa alias knit:net:aaaaaaaaaaaa']);
+    expect(lines(planNetwork(n))).toEqual(['link add link ul0 name kn-aaaaaaaaaaaa mtu 1500 address 02:de:0f:a1:43:f0 up type macvlan mode bridge', 'link set kn-aaaaaaaaaaaa alias knit:net:aaaaaaaaaaaa']);
     const ep = endpoint(n, { addressV6: 'fd00::7/64' });
     expect(hostRoutes(n as Parameters<typeof hostRoutes>[0], ep)).toEqual([{ dst: '198.18.0.7/32', dev: 'kn-aaaaaaaaaaaa' }, { dst: 'fd00::7/128', dev: 'kn-aaaaaaaaaaaa' }]);
     expect(lines(planEndpoint(n, ep))).toContain('route replace 198.18.0.7/32 dev kn-aaaaaaaaaaaa');
@@ -77,6 +77,11 @@ describe('macvlan plans', () => {
       'neigh flush to 198.18.0.7 dev kn-aaaaaaaaaaaa nud all', 'neigh flush to fd00::7 dev kn-aaaaaaaaaaaa nud all'];
     expect(lines(planEndpointRemoval(ep))).toEqual(removal);
     expect(lines(planNetworkRemoval(n, [ep]))).toEqual([...removal.slice(0, 3), 'link del kn-aaaaaaaaaaaa', ...removal.slice(3)]);
+  });
+  test('a host leg made again has the same MAC (the containers\' neighbour entries for the host stay right)', () => {
+    const n = net({ parent: 'ul0', 'knit.macvlan.host': 'true' });
+    expect(planNetwork(n)).toEqual(planNetwork({ ...n }));
+    expect(planNetwork(net({ parent: 'ul0', 'knit.macvlan.host': 'true' }, ID2))[0]).not.toMatchObject({ mac: '02:de:0f:a1:43:f0' });
   });
   test('no host leg: no routes, and nothing on the host for the network itself', () => {
     const n = net({ parent: 'ul0' });
@@ -140,7 +145,7 @@ describe('macvlan reconcile', () => {
     ]);
     expect(plan.repairs.flatMap((r) => lines(r.ops))).toEqual([
       'link add link ul0 name ul0.42 up type vlan id 42',
-      'link add link ul0.42 name kn-aaaaaaaaaaaa mtu 1500 up type macvlan mode bridge', 'link set kn-aaaaaaaaaaaa alias knit:net:aaaaaaaaaaaa',
+      'link add link ul0.42 name kn-aaaaaaaaaaaa mtu 1500 address 02:de:0f:a1:43:f0 up type macvlan mode bridge', 'link set kn-aaaaaaaaaaaa alias knit:net:aaaaaaaaaaaa',
       'route replace 198.18.0.7/32 dev kn-aaaaaaaaaaaa',
       'neigh replace 198.18.0.7 lladdr 02:00:00:00:00:01 dev kn-aaaaaaaaaaaa nud permanent',
       'link add link ul0.42 name knccccccccccccc mtu 1500 address 02:00:00:00:00:01 type macvlan mode bridge', 'link set knccccccccccccc alias knit:ep:cccccccccccc',

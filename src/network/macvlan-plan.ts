@@ -1,6 +1,6 @@
 // Pure planners of macvlan networks: containers' macvlan children, the host leg, 802.1q parents, and repairs.
 import { conflict, notFound, badRequest } from '../errors.js';
-import { aliasFor, vethNames } from '../datapath/names.js';
+import { aliasFor, macFor, vethNames } from '../datapath/names.js';
 import type { LinkOp, LinkState, Op } from '../datapath/ops.js';
 import { contains, parseAddrCidr, parseCidr } from '../ipam/cidr.js';
 import type { EndpointRecord, HostRoute, NetworkRecord } from './records.js';
@@ -24,10 +24,14 @@ export function hostRoutes(net: Macvlan, ep: Pick<EndpointRecord, 'address' | 'a
   return routes;
 }
 
-/** The host leg: a bridge-mode macvlan of the parent named as the network's bridge would be, with no address. */
+/**
+ * The host leg: a bridge-mode macvlan of the parent named as the network's bridge would be, with no address. Its MAC
+ * is derived from the network ID: one made again (a repair) keeps it, so the containers' neighbour entries stay right.
+ */
 export function planMacvlanNetwork(net: Macvlan): LinkOp[] {
   if (!net.macvlan.hostLeg) return [];
-  return [{ op: 'macvlan-add', name: net.bridge, link: net.macvlan.parent, mode: 'bridge', mtu: net.mtu ?? 1500, alias: aliasFor('net', net.id), up: true }];
+  const mac = macFor(`host-leg/${net.id}`);
+  return [{ op: 'macvlan-add', name: net.bridge, link: net.macvlan.parent, mode: 'bridge', mtu: net.mtu ?? 1500, mac, alias: aliasFor('net', net.id), up: true }];
 }
 
 export function planMacvlanEndpoint(net: Macvlan, ep: EndpointRecord): Op[] {

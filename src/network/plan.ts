@@ -1,5 +1,4 @@
 // Pure planners: the kernel operations that make (or unmake) a network or an endpoint.
-import { createHash } from 'node:crypto';
 import type { LinkOp, Op } from '../datapath/ops.js';
 import { aliasFor, vethNames, vxlanName } from '../datapath/names.js';
 import { isMacvlan, macvlanEndpointNames, planMacvlanEndpoint, planMacvlanNetwork, planMacvlanNetworkRemoval } from './macvlan-plan.js';
@@ -10,11 +9,7 @@ export const DEFAULT_MTU = 1500;
 
 export const mtuOf = (net: NetworkRecord): number => net.mtu ?? DEFAULT_MTU;
 
-/** A locally administered unicast MAC derived from the endpoint ID, so replays give the same one. */
-export function macFor(endpointId: string): string {
-  const h = createHash('sha256').update(endpointId).digest();
-  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
-}
+export { macFor } from '../datapath/names.js';
 
 export function planNetwork(net: NetworkRecord): LinkOp[] {
   if (isMacvlan(net)) return planMacvlanNetwork(net);
