@@ -133,7 +133,8 @@ export class NetworkDriver {
         for (const ep of eps) if (net.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.unpublish(net, ep));
         await this.deps.kernel.remove(planNetworkRemoval(net, eps));
         await this.deps.firewall.removeNetwork(net);
-        await this.macvlan.release(net, await this.networks());
+        // Best effort: a sub-interface left behind is removed by the next reconcile (no network uses it).
+        await this.undo(async () => this.macvlan.release(net, await this.networks()));
         // Best effort: if the store is away, the sweep leaves the segment later (reconcileSegments).
         if (net.mode === 'overlay') await this.undo(() => this.deps.overlay!.control.leaveSegment(net.ipv4[0].subnet));
         this.deps.log.info('network deleted', { network: short(id), bridge: net.bridge, staleEndpoints: eps.length });
