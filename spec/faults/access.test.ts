@@ -7,7 +7,7 @@ import { run } from '../support/proc.js';
 import { createFixture } from './support/fixture.js';
 import { LoneKnit } from './support/lone-knit.js';
 import { sendRaw } from './support/raw-http.js';
-import { listening, namespaceSockets, socketsOf } from './support/sockets.js';
+import { isResolver, listening, namespaceSockets, socketsOf } from './support/sockets.js';
 import { Tally } from './support/tally.js';
 import { type Fixture, templates, UNKNOWN_PATHS } from './support/templates.js';
 
@@ -33,12 +33,6 @@ function inject(value: unknown, payload: string, o: { keepIds: boolean; keys: bo
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [o.keys && k.includes('.') ? payload : k, inject(v, payload, o, k)]));
 }
 
-/**
- * The resolver's two sockets (UDP and listening TCP on 169.254.53.53:53, KNIT_DNS_ADDRESS's default) are the one
- * listener a setting asks for; /proc shows an IPv4 address as little-endian hex and the port as big-endian hex.
- */
-const RESOLVER = '3535FEA9:0035';
-const isResolver = (s: { table: string; local: string }): boolean => s.local === RESOLVER && (s.table === 'udp' || s.table === 'tcp');
 
 /** Internet sockets knit holds beyond the resolver's, and anything else listening in its namespace (only knit runs there). */
 async function portFailures(): Promise<string[]> {

@@ -5,7 +5,7 @@ import { post } from '../support/client.js';
 import { IMAGE, waitFor } from '../support/testbed.js';
 import { churn, churnShortfalls } from './support/churn.js';
 import { FaultCluster } from './support/fault-cluster.js';
-import { listening, socketsOf } from './support/sockets.js';
+import { listening, socketsOf, isResolver } from './support/sockets.js';
 import { Tally } from './support/tally.js';
 import { none, verifyCluster, verifyNoLeaks } from './support/verify.js';
 
@@ -95,10 +95,14 @@ test('afterwards: every container pings, no address is shared, records match end
   expect(v.failures).toEqual(none(v.failures));
 });
 
-test('with a cluster store, knit holds connections to etcd but listens on no TCP or UDP port', async () => {
+test('with a cluster store, knit holds connections to etcd and listens on no TCP or UDP port but its resolver\'s', async () => {
   const failures: string[] = [];
   for (const [i, k] of c.knits.entries()) {
-    for (const s of (await socketsOf(k.proc!.pid)).filter(listening)) failures.push(`${c.hosts[i].name}: knit listens on ${s.table} ${s.local}`);
+    const open = (await socketsOf(k.proc!.pid)).filter(listening);
+    // Positive control: the resolver's two sockets are seen, so the probe does see knit's listeners.
+    const resolver = open.filter(isResolver).map((s) => s.table).sort().join(',');
+    if (resolver !== 'tcp,udp') failures.push(`${c.hosts[i].name}: the resolver's sockets on 169.254.53.53:53 are not both there (seen: ${resolver || 'none'})`);
+    for (const s of open.filter((x) => !isResolver(x))) failures.push(`${c.hosts[i].name}: knit listens on ${s.table} ${s.local}`);
   }
   expect(tally.check(failures)).toEqual([]);
 });

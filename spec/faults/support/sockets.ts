@@ -37,3 +37,10 @@ export async function socketsOf(pid: number): Promise<InetSocket[]> {
 
 /** Sockets that accept traffic from others: listening TCP, and any UDP or raw socket. */
 export const listening = (s: InetSocket): boolean => (s.table.startsWith('tcp') ? s.state === '0A' : true);
+
+/**
+ * knit's resolver (UDP and listening TCP on 169.254.53.53:53, KNIT_DNS_ADDRESS's default) is the one listener a
+ * setting asks for; /proc shows an IPv4 address as little-endian hex and the port as big-endian hex.
+ */
+export const RESOLVER_LOCAL = '3535FEA9:0035';
+export const isResolver = (s: { table: string; local: string }): boolean => s.local === RESOLVER_LOCAL && (s.table === 'udp' || s.table === 'tcp');
