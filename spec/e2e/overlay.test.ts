@@ -2,20 +2,12 @@
 // etcd, then again through the Consul test server (no Consul server can be installed here; see README).
 import { connectHosts, engineTag, IMAGE, run, startHost, stopAll, SUITE_ENGINES, waitFor, type EngineVersion, type Host } from '../support/testbed.js';
 import { Knit } from '../support/knit.js';
+import { startClusterStore as startStore, STORE_IP, type ClusterStore } from '../support/cluster-store.js';
 import { startEtcd } from '../support/etcd.js';
-import { startConsulServer } from '../support/consul-server.js';
 
-const STORE_IP = '198.18.0.250';
 const SUBNET = '10.50.0.0/24';
 let hosts: Host[];
 let knits: Knit[];
-/** The store under test, as the hosts see it, with the outage controls the tests need. */
-interface ClusterStore {
-  url: string;
-  stop(): Promise<void>;
-  restart(): Promise<void>;
-  dispose(): Promise<void>;
-}
 let store: ClusterStore;
 let deadAddress = '';
 
@@ -28,25 +20,6 @@ const macOf = async (h: number, name: string) => (await docker(h, ['inspect', '-
 const ping = async (h: number, from: string, to: string) => (await docker(h, ['exec', from, 'ping', '-c', '1', '-W', '2', to], { reject: false })).exitCode === 0;
 const fdb = async (h: number) => (await hosts[h].exec(['bridge', 'fdb', 'show'])).stdout;
 
-
-/** The root namespace joins the underlay, so an in-process server here is reachable from every host. */
-async function rootOnUnderlay(ip: string): Promise<void> {
-  await run(['ip', 'link', 'add', 'knt-root', 'type', 'veth', 'peer', 'name', 'u-root', 'netns', 'knt-underlay']);
-  await run(['ip', '-n', 'knt-underlay', 'link', 'set', 'u-root', 'master', 'knt-ul', 'up']);
-  await run(['ip', 'addr', 'add', `${ip}/24`, 'dev', 'knt-root']);
-  await run(['ip', 'link', 'set', 'knt-root', 'up']);
-}
-
-async function startStore(kind: 'etcd' | 'consul'): Promise<ClusterStore> {
-  if (kind === 'etcd') {
-    await run(['ip', '-n', 'knt-underlay', 'addr', 'add', `${STORE_IP}/24`, 'dev', 'knt-ul']);
-    const etcd = await startEtcd({ netns: 'knt-underlay', host: STORE_IP });
-    return { url: `etcd://${etcd.endpoint}`, stop: () => etcd.stop(), restart: () => etcd.restart(), dispose: () => etcd.dispose() };
-  }
-  await rootOnUnderlay(STORE_IP);
-  const consul = await startConsulServer({ host: STORE_IP });
-  return { url: `consul://${consul.address}`, stop: () => consul.stop(), restart: () => consul.start(), dispose: () => consul.close() };
-}
 
 const cases: Array<{ kind: 'etcd' | 'consul'; engine: EngineVersion }> = [
   ...SUITE_ENGINES.overlay.map((engine) => ({ kind: 'etcd' as const, engine })),
