@@ -4,6 +4,9 @@ import { dirname, join, relative } from 'node:path';
 import { repoRoot } from '../../support/layout.js';
 import { formatTable, type SummaryRow } from '../summary.mjs';
 
+/** How many failures of one check are copied into the summary's notes. */
+const SHOWN_FAILURES = 5;
+
 export const SUMMARY_FILE = join(repoRoot, '.testbed/results/faults-summary.jsonl');
 
 export class Tally {
@@ -32,10 +35,15 @@ export class Tally {
     this.row.notes?.push(text);
   }
 
-  /** Records one invariant check by its failures (none: passed) and hands them back for expect(). */
+  /**
+   * Records one invariant check by its failures (none: passed) and hands them back for expect(). The first few
+   * failures go into the notes too: the summary printed at the end of a run is often all a CI log keeps.
+   */
   check(failures: string[]): string[] {
     if (failures.length === 0) this.row.checksPassed++;
     else this.row.checksFailed++;
+    for (const f of failures.slice(0, SHOWN_FAILURES)) this.note(`check failed: ${f.slice(0, 300)}`);
+    if (failures.length > SHOWN_FAILURES) this.note(`check failed: ... and ${failures.length - SHOWN_FAILURES} more`);
     return failures;
   }
 
