@@ -30,7 +30,7 @@ const network: NetworkApi = {
   leave: stub('leave', undefined),
   programExternal: stub('programExternal', undefined),
   revokeExternal: stub('revokeExternal', undefined),
-  dropReleasedV6: stub('dropReleasedV6', undefined),
+  addressReleased: stub('addressReleased', undefined),
 };
 const ipam: IpamApi = {
   requestPool: stub('requestPool', { poolId: 'knit:10.210.0.0/24', pool: '10.210.0.0/24' }),
@@ -129,7 +129,7 @@ test('teardown calls reach their handler with the IDs dockerd sent', async () =>
   expect(await send('/NetworkDriver.Leave', ids)).toEqual({ status: 200, raw: '{}', calls: [['leave', [NID, EID]]] });
   expect(await send('/NetworkDriver.DeleteEndpoint', ids)).toEqual({ status: 200, raw: '{}', calls: [['deleteEndpoint', [NID, EID]]] });
   expect(await send('/IpamDriver.ReleaseAddress', '{"PoolID":"knit:10.210.0.0/24","Address":"10.210.0.3"}')).toEqual({
-    status: 200, raw: '{}', calls: [['releaseAddress', ['knit:10.210.0.0/24', '10.210.0.3']]],
+    status: 200, raw: '{}', calls: [['addressReleased', ['10.210.0.0/24', '10.210.0.3']], ['releaseAddress', ['knit:10.210.0.0/24', '10.210.0.3']]],
   });
   expect(await send('/IpamDriver.ReleasePool', '{"PoolID":"knit:10.210.0.0/24"}')).toEqual({ status: 200, raw: '{}', calls: [['releasePool', 'knit:10.210.0.0/24']] });
   expect(await send('/NetworkDriver.DeleteNetwork', `{"NetworkID":"${NID}"}`)).toEqual({ status: 200, raw: '{}', calls: [['deleteNetwork', NID]] });

@@ -63,9 +63,9 @@ export class NetworkDriver {
     return this.external.revoke(networkId, endpointId);
   }
 
-  /** An IPv6 address dockerd 29+ released through IPAM alone while its endpoint lives (Endpoints.dropReleasedV6). */
-  dropReleasedV6(address: string): Promise<void> {
-    return this.eps.dropReleasedV6(address);
+  /** dockerd released an address of a pool of `subnet`: an endpoint still holding it drops it (Endpoints.addressReleased). */
+  addressReleased(subnet: string, address: string): Promise<void> {
+    return this.eps.addressReleased(subnet, address);
   }
 
   endpointInfo(networkId: string, endpointId: string): Promise<Record<string, unknown>> {

@@ -13,7 +13,7 @@ export interface NetworkApi {
   leave(networkId: string, endpointId: string): Promise<void>;
   programExternal(req: { networkId: string; endpointId: string; options: Record<string, unknown> }): Promise<void>;
   revokeExternal(networkId: string, endpointId: string): Promise<void>;
-  dropReleasedV6(address: string): Promise<void>;
+  addressReleased(subnet: string, address: string): Promise<void>;
 }
 
 export interface IpamApi {

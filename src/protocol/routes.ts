@@ -1,5 +1,6 @@
 // The one route table: each protocol path, how its body is decoded, and the domain call it makes.
-import { ADDRESS_SPACES } from '../ipam/pools.js';
+import { formatCidr } from '../addr/cidr.js';
+import { ADDRESS_SPACES, parsePoolId } from '../ipam/pools.js';
 import { badRequest } from '../errors.js';
 import type { IpamApi, NetworkApi } from './api.js';
 import { decode } from './decode.js';
@@ -112,8 +113,9 @@ export function routeTable({ network, ipam, doctor, status, hints }: Handlers): 
     }),
     '/IpamDriver.ReleaseAddress': ipm(async (b) => {
       const r = decode(ir.releaseAddress, b);
+      // The endpoint first: while it could still announce the address, the address is not free for another.
+      await network.addressReleased(formatCidr(parsePoolId(r.PoolID).subnet), r.Address);
       await ipam.releaseAddress(r.PoolID, r.Address);
-      if (r.Address.includes(':')) await network.dropReleasedV6(r.Address);
       return {};
     }),
     '/knit.Doctor': net(async () => doctor()),

@@ -118,19 +118,35 @@ export class Endpoints {
   }
 
   /**
-   * dockerd 29+ releases a live endpoint's IPv6 address through IPAM alone when a sysctl took it off the
-   * interface (built-in drivers are told, remote ones are not): the endpoint runs on without it, so its record,
-   * published ports and overlay entries drop it, or the address would be announced after another container got
-   * it. A release after DeleteEndpoint (every other case) finds no endpoint.
+   * dockerd released `address` through IPAM. Every path of dockerd's releases an address after it is done with the
+   * endpoint (after DeleteEndpoint, or after a CreateEndpoint that failed), so an endpoint still holding it that no
+   * container joined is one dockerd gave up on (a crash lost the CreateEndpoint reply or the DeleteEndpoint): it
+   * goes now, or the address could be handed out again while its veth and overlay entry still announce it. A joined
+   * endpoint keeps running: dockerd 29+ releases a live endpoint's IPv6 address when a sysctl took it off the
+   * interface (built-in drivers are told, remote ones are not), so its record, published ports and overlay entries
+   * drop that address. A release after DeleteEndpoint (every other case) finds no endpoint. `subnet`: the pool's;
+   * only networks on it that use knit's IPAM are looked at.
    */
-  async dropReleasedV6(address: string): Promise<void> {
-    const holds = (e: EndpointRecord | undefined) => e?.addressV6?.split('/')[0] === address;
-    const found = (await this.s.endpoints()).find(holds);
-    if (!found) return;
+  async addressReleased(subnet: string, address: string): Promise<void> {
+    const nets = new Set((await this.s.networks()).filter((n) => n.knitIpam && [...n.ipv4, ...n.ipv6].some((c) => c.subnet === subnet)).map((n) => n.id));
+    const holds = (e: EndpointRecord | undefined) => [e?.address, e?.addressV6].some((a) => a?.split('/')[0] === address);
+    for (const found of (await this.s.endpoints()).filter((e) => nets.has(e.networkId) && holds(e))) {
+      if (found.sandboxKey === undefined) {
+        const gone = await this.delete(found.networkId, found.id, (ep) => ep.sandboxKey === undefined && holds(ep));
+        if (gone) this.s.deps.log.info('endpoint dropped: dockerd released its address without deleting it', { network: short(found.networkId), endpoint: short(found.id), address });
+      } else if (address.includes(':')) {
+        await this.dropV6(found, address);
+      } else {
+        this.s.deps.log.warn('dockerd released the IPv4 address of a joined endpoint: kept until the endpoint goes', { network: short(found.networkId), endpoint: short(found.id), address });
+      }
+    }
+  }
+
+  private async dropV6(found: EndpointRecord, address: string): Promise<void> {
     await this.s.onEndpoint(found.networkId, found.id, async () => {
       const ep = await this.s.endpoint(found.networkId, found.id);
       const net = await this.s.network(found.networkId);
-      if (!ep || !net || !holds(ep)) return;
+      if (!ep || !net || ep.addressV6?.split('/')[0] !== address) return;
       const { addressV6: _dropped, ...kept } = ep;
       const overlay = net.mode === 'overlay' ? this.s.deps.overlay : undefined;
       await overlay?.unpublish(net, ep);

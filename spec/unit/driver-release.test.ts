@@ -1,0 +1,72 @@
+// ReleaseAddress through the real driver on a real local store (a recording stub for the kernel): an endpoint no
+// container joined that still holds the released address is one dockerd gave up on, and goes with its veth; a
+// joined endpoint keeps its IPv4 address; endpoints of another subnet are not looked at.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Op } from '../../src/datapath/ops.js';
+import { createLogger } from '../../src/log.js';
+import type { Datapath } from '../../src/network/datapath.js';
+import { NetworkDriver } from '../../src/network/service.js';
+import { openLocalStore } from '../../src/store/local.js';
+import type { Store } from '../../src/store/types.js';
+
+const NET = 'a1'.repeat(32);
+const OTHER = 'b2'.repeat(32);
+const [E1, E2, E3] = ['c3', 'd4', 'e5'].map((c) => c.repeat(32));
+const removed: Op[] = [];
+const kernel: Datapath = {
+  apply: async () => undefined,
+  remove: async (ops) => void removed.push(...ops),
+  links: async () => [],
+  vxlanEntries: async () => ({ fdb: new Set(), neigh: new Map() }),
+  flushConntrack: async () => undefined,
+};
+const firewall = { syncNetwork: async () => undefined, removeNetwork: async () => undefined };
+
+let dir = '';
+let store: Store;
+let driver: NetworkDriver;
+
+beforeEach(async () => {
+  removed.length = 0;
+  dir = await mkdtemp(join(tmpdir(), 'knit-release-'));
+  store = await openLocalStore(join(dir, 'db'));
+  driver = new NetworkDriver({ store, kernel, firewall, log: createLogger('error'), boundPorts: async () => ({ tcp: new Set(), udp: new Set(), sctp: new Set() }) });
+  await driver.createNetwork({ id: NET, options: {}, ipv4: [{ addressSpace: 'knit-local', pool: '10.210.0.0/24', gateway: '10.210.0.1/24', aux: {} }], ipv6: [] });
+  await driver.createNetwork({ id: OTHER, options: { 'com.docker.network.bridge.name': 'kn-other' }, ipv4: [{ addressSpace: 'knit-local', pool: '10.211.0.0/24', gateway: '10.211.0.1/24', aux: {} }], ipv6: [] });
+});
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const ids = async (): Promise<string[]> => (await driver.endpoints()).map((e) => e.id).sort();
+
+test('a release of an address an unjoined endpoint holds removes that endpoint and its veth; others stay', async () => {
+  await driver.createEndpoint({ networkId: NET, endpointId: E1, address: '10.210.0.3/24', options: {} });
+  await driver.createEndpoint({ networkId: NET, endpointId: E2, address: '10.210.0.4/24', options: {} });
+  await driver.createEndpoint({ networkId: OTHER, endpointId: E3, address: '10.211.0.3/24', options: {} });
+  expect(await ids()).toEqual([E1, E2, E3].sort());
+  await driver.addressReleased('10.210.0.0/24', '10.210.0.3');
+  expect(await ids()).toEqual([E2, E3].sort());
+  expect(removed.length).toBeGreaterThan(0);
+  // The same address in another subnet's pool is not this endpoint's.
+  removed.length = 0;
+  await driver.addressReleased('10.210.0.0/24', '10.211.0.3');
+  expect(await ids()).toEqual([E2, E3].sort());
+  expect(removed).toEqual([]);
+});
+
+test('a joined endpoint keeps its IPv4 address when dockerd releases it; once left, a release removes it', async () => {
+  await driver.createEndpoint({ networkId: NET, endpointId: E1, address: '10.210.0.3/24', options: {} });
+  await driver.join({ networkId: NET, endpointId: E1, sandboxKey: '/var/run/docker/netns/abc', options: {} });
+  await driver.addressReleased('10.210.0.0/24', '10.210.0.3');
+  expect(await driver.endpoints()).toEqual([expect.objectContaining({ id: E1, address: '10.210.0.3/24', sandboxKey: '/var/run/docker/netns/abc' })]);
+  expect(removed).toEqual([]);
+  // Control: after Leave (DeleteEndpoint lost in a crash), the release means dockerd is done with it.
+  await driver.leave(NET, E1);
+  await driver.addressReleased('10.210.0.0/24', '10.210.0.3');
+  expect(await ids()).toEqual([]);
+  expect(removed.length).toBeGreaterThan(0);
+});
