@@ -1,13 +1,15 @@
-// Names across hosts (issue 13): three hosts share a knit overlay through etcd, then through the Consul test
-// server; every dockerd has daemon.json "dns": ["169.254.53.53"] (knit's resolver) and knit forwards other names
-// to an upstream the test runs (dnsmasq on the underlay, answering *.ext.test and nothing else).
+// Names across hosts (issue 13): three hosts share a knit overlay through etcd on each engine of
+// SUITE_ENGINES.names, then through the Consul test server; every dockerd has daemon.json
+// "dns": ["169.254.53.53"] (knit's resolver) and knit forwards other names to an upstream the test runs
+// (dnsmasq on the underlay, answering *.ext.test and nothing else).
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startClusterStore, type ClusterStore } from '../support/cluster-store.js';
 import { startUpstream, type Upstream } from '../support/dnsmasq.js';
 import { post } from '../support/client.js';
+import { chrooted } from '../support/engine.js';
 import { Knit } from '../support/knit.js';
-import { connectHosts, IMAGE, startHost, stopAll, waitFor, type Host } from '../support/testbed.js';
+import { connectHosts, engineTag, IMAGE, startHost, stopAll, SUITE_ENGINES, waitFor, type EngineVersion, type Host } from '../support/testbed.js';
 
 const RESOLVER = '169.254.53.53';
 const UPSTREAM = '198.18.0.53';
@@ -29,11 +31,25 @@ const runOn = (h: number, name: string, net = 'ov', extra: string[] = []) =>
   docker(h, ['run', '-d', '--name', name, '--network', net, '--stop-timeout', '1', ...extra, IMAGE, 'sleep', '600']);
 const ipOf = async (h: number, name: string, net = 'ov') =>
   (await docker(h, ['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name])).stdout.trim();
-const ping = async (h: number, from: string, to: string) => (await docker(h, ['exec', from, 'ping', '-c', '1', '-W', '2', to], { reject: false })).exitCode === 0;
+/**
+ * Runs `argv` as container `from` sees the network: its network namespace and its resolv.conf. On 20.10 that
+ * is `docker exec`; on a chrooted engine `docker exec` runs the machine's binaries with the machine's
+ * resolv.conf (docs/engines.md), so a fresh container joins `from`'s network namespace and takes its files.
+ */
+const inside = (h: number, from: string, argv: string[], opts = {}) => chrooted(hosts[h].engine)
+  ? docker(h, ['run', '--rm', '--network', `container:${from}`, IMAGE, ...argv], opts)
+  : docker(h, ['exec', from, ...argv], opts);
+const ping = async (h: number, from: string, to: string) => (await inside(h, from, ['ping', '-c', '1', '-W', '2', to], { reject: false })).exitCode === 0;
 
 /** The IPv4 addresses busybox's nslookup prints for `name` (after its "Name:" line), asked from container `from`. */
 async function resolve(h: number, from: string, name: string): Promise<string[]> {
-  const r = await docker(h, ['exec', from, 'nslookup', name], { reject: false, timeoutMs: 20_000 });
+  const r = await inside(h, from, ['nslookup', name], { reject: false, timeoutMs: 20_000 });
+  return addressesIn(r.stdout);
+}
+
+/** The same from a container that has just started on `net`: the lookup is the first thing it does. */
+async function resolveFirst(h: number, net: string, name: string): Promise<string[]> {
+  const r = await docker(h, ['run', '--rm', '--network', net, IMAGE, 'nslookup', name], { reject: false, timeoutMs: 20_000 });
   return addressesIn(r.stdout);
 }
 
@@ -42,10 +58,16 @@ function addressesIn(out: string): string[] {
   return [...after.matchAll(/\b(\d{1,3}(?:\.\d{1,3}){3})\b/g)].map((m) => m[1]).sort();
 }
 
-describe.each([['etcd', 'dne'], ['consul', 'dnc']] as const)('names through %s', (kind, prefix) => {
+const cases: Array<{ kind: 'etcd' | 'consul'; engine: EngineVersion }> = [
+  ...SUITE_ENGINES.names.map((engine) => ({ kind: 'etcd' as const, engine })),
+  ...SUITE_ENGINES['names-consul'].map((engine) => ({ kind: 'consul' as const, engine })),
+];
+
+describe.each(cases)('names through $kind on engine $engine', ({ kind, engine }) => {
   beforeAll(async () => {
     hosts = [];
-    for (const name of [`${prefix}a`, `${prefix}b`, `${prefix}c`]) hosts.push(await startHost({ name, dns: [RESOLVER] }));
+    const prefix = `${kind === 'etcd' ? 'dne' : 'dnc'}${engineTag(engine)}`;
+    for (const name of [`${prefix}a`, `${prefix}b`, `${prefix}c`]) hosts.push(await startHost({ name, engine, dns: [RESOLVER] }));
     await connectHosts(hosts);
     store = await startClusterStore(kind);
     upstream = await startUpstream({ netns: 'knt-underlay', dev: 'knt-ul', ip: UPSTREAM, prefix: 24, zone: 'ext.test', answer: EXTERNAL });
@@ -132,6 +154,18 @@ describe.each([['etcd', 'dne'], ['consul', 'dnc']] as const)('names through %s',
     expect(await resolve(A, 'demo1', 'secret')).toEqual([]);
     expect(await resolve(A, 'insider', 'demo3')).toEqual([]);
     expect(await resolve(A, 'demo1', 'demo3')).toEqual([await ipOf(C, 'demo3')]);
+  });
+
+  test('a container\'s very first lookup finds a name on another host (knit knows the asker from its Join, not from an engine event)', async () => {
+    const [demo3, secret] = [await ipOf(C, 'demo3'), await ipOf(B, 'secret', 'ov2')];
+    // Each a new container whose first act is the lookup: no retry, no wait for the engine's events about it.
+    for (let i = 0; i < 3; i++) {
+      expect(await resolveFirst(A, 'ov', 'demo3')).toEqual([demo3]);
+      expect(await resolveFirst(A, 'ov2', 'secret')).toEqual([secret]);
+    }
+    // Isolation holds from the first query too: the other network's names are not answered.
+    expect(await resolveFirst(A, 'ov2', 'demo3')).toEqual([]);
+    expect(await resolveFirst(A, 'ov', 'secret')).toEqual([]);
   });
 
   test('external names are forwarded to the host\'s upstream, for knit containers and for Docker\'s default bridge', async () => {

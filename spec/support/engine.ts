@@ -17,6 +17,10 @@ export const SUITE_ENGINES = {
   // The Consul client is the same on every engine: one engine proves it.
   'overlay-consul': ['20.10'],
   compose: ['28.5'],
+  names: ['20.10', '26.1', '28.5'],
+  // As for overlays: the Consul client does not depend on the engine.
+  'names-consul': ['20.10'],
+  plugin: ['20.10', '26.1', '28.5'],
 } as const satisfies Record<string, readonly EngineVersion[]>;
 
 /** A short tag for host names: '28.5' → '28'. */
