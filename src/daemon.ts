@@ -102,7 +102,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   await checkForwarding(kernel, log);
   const ul = config.advertise ? await underlay(kernel, config.advertise) : undefined;
   // With a cluster store every host keeps a liveness key under its lease, overlays or not; the overlay needs KNIT_ADVERTISE.
-  const lease = cluster !== local || ul ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS }) : undefined;
+  // Name records live under it too (with the embedded store, whose leases end with the process, as well).
+  const lease = cluster !== local || ul || config.dnsAddress ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS }) : undefined;
   const watch = lease ? new HostRecordWatch({ cluster, hostId, lease, log }) : undefined;
   const overlay = ul && lease && watch ? new Overlay({ cluster, hostId, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu }, kernel, log, lease, watch }) : undefined;
   const segments = overlay?.segments ?? new Segments({ cluster, hostId, log });
@@ -146,11 +147,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   await lease?.start();
   markReady();
   // Names across hosts (issue 13), after the socket answers: the engine may be waiting for knit at its own start.
-  if (config.dnsAddress) {
+  if (config.dnsAddress && lease) {
     // Names are an addition: if they cannot start, the networks must still work, and the log says why.
     names = await startNames(
       { address: config.dnsAddress, dockerSocket: config.dockerSocket, resolvConf: config.resolvConf },
-      { local, cluster, hostId, leaseTtlSeconds: LEASE_TTL_SECONDS, kernel, log },
+      { local, cluster, hostId, sink: lease, kernel, log },
     ).catch((err) => (log.error('names across hosts could not start; networks work without them', { error: describe(err) }), undefined));
   } else {
     // Turned off: the address knit put on lo earlier goes (only one carrying knit's label).

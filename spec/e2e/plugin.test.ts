@@ -8,7 +8,7 @@ import { post } from '../support/client.js';
 import { paths } from '../support/engine.js';
 import { repoRoot } from '../support/layout.js';
 import { nsIdentity, pidsInNamespaces, removeCgroup } from '../support/reap.js';
-import { ensureChroot, TRIXIE, IMAGE, run, startHost, stopAll, waitFor, type EngineVersion, type Host } from '../support/testbed.js';
+import { engineTag, ensureChroot, IMAGE, run, SID, startHost, stopAll, SUITE_ENGINES, TRIXIE, waitFor, type EngineVersion, type Host } from '../support/testbed.js';
 
 const PLUGIN = 'knit:latest';
 /** The first build runs debootstrap and npm; later ones reuse plugin/build/cache. */
@@ -64,21 +64,18 @@ async function pluginCgroups(ids: ReadonlySet<string>): Promise<string[]> {
   return found;
 }
 
-const cases: Array<{ engine: EngineVersion; name: string }> = [
-  { engine: '20.10', name: 'plug' },
-  { engine: '26.1', name: 'plug26' },
-];
+const cases = SUITE_ENGINES.plugin.map((engine) => ({ engine, name: `plug${engineTag(engine)}` }));
 
 afterAll(() => stopAll(), 120_000);
 
 /**
  * A real host's data-root is /var/lib/docker; the test bed gives each engine its own (DIR/data). Bound at the
- * default path in the host's private mount namespace (inside the chroot for 26.1), the engine looks like a
+ * default path in the host's private mount namespace (inside the chroot for 26.1 and 28.5), the engine looks like a
  * default install to the plugin's mounts, and each test host still has its own. Returns that data-root.
  */
 async function atDefaultDataRoot(host: Host, engine: EngineVersion): Promise<string> {
   const dataRoot = paths(host.dir).data;
-  const target = engine === '20.10' ? '/var/lib/docker' : join(await ensureChroot(TRIXIE), 'var/lib/docker');
+  const target = engine === '20.10' ? '/var/lib/docker' : join(await ensureChroot(engine === '26.1' ? TRIXIE : SID), 'var/lib/docker');
   await mkdir(target, { recursive: true });
   await host.exec(['mount', '--bind', dataRoot, target], { mount: true });
   return dataRoot;
@@ -235,7 +232,7 @@ describe.each(cases)('knit as a managed plugin on dockerd $engine', ({ engine, n
   });
 
   // An engine-independent step (the records are files on the host): shown once, to keep the suite short.
-  // Registered for 20.10 only (not skipped on 26.1: there is no such test there).
+  // Registered for 20.10 only (not skipped on the other engines: there is no such test there).
   const upgradeTest = (name: string, fn: () => Promise<void>, timeout?: number): void => {
     if (engine === '20.10') test(name, fn, timeout);
   };

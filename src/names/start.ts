@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { ensureDnsAddress } from '../datapath/dns-address.js';
 import type { Op } from '../datapath/ops.js';
 import type { Store } from '../store/types.js';
-import { LeaseSink } from './lease-sink.js';
+import type { RecordSink } from './publisher.js';
 import { Names } from './service.js';
 
 export interface NamesSettings {
@@ -21,7 +21,8 @@ export interface NamesDeps {
   local: Store;
   cluster: Store;
   hostId: string;
-  leaseTtlSeconds: number;
+  /** The host's lease (HostLease): its records live and die with it, so a dead host's names go with it. */
+  sink: RecordSink;
   kernel: { apply(ops: Op[]): Promise<void> };
   log: Logger;
 }
@@ -34,9 +35,7 @@ export interface RunningNames {
 
 /** After the plugin socket answers: the engine may be waiting for knit at its own start. */
 export async function startNames(s: NamesSettings, d: NamesDeps): Promise<RunningNames> {
-  const sink = new LeaseSink({ store: d.cluster, ttlSeconds: d.leaseTtlSeconds, log: d.log });
-  const names = new Names({ local: d.local, cluster: d.cluster, hostId: d.hostId, sink, dockerSocket: s.dockerSocket, resolver: s.address, log: d.log });
-  sink.start();
+  const names = new Names({ local: d.local, cluster: d.cluster, hostId: d.hostId, sink: d.sink, dockerSocket: s.dockerSocket, resolver: s.address, log: d.log });
   await names.start();
   let resolver: Resolver | undefined;
   try {
@@ -52,7 +51,6 @@ export async function startNames(s: NamesSettings, d: NamesDeps): Promise<Runnin
     async stop() {
       await resolver?.close();
       names.stop();
-      await sink.stop();
     },
   };
 }

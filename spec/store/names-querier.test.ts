@@ -1,0 +1,67 @@
+// Who asks the resolver is known from knit's own endpoint records, as soon as Join wrote the sandbox: a new
+// container's first query must not wait for the Docker engine's events about it (there is no engine here at all).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../../src/log.js';
+import { Names } from '../../src/names/service.js';
+import { HostLease } from '../../src/network/overlay/lease.js';
+import { keys } from '../../src/network/records.js';
+import { encode } from '../../src/store/records.js';
+import { openLocalStore } from '../../src/store/local.js';
+import { put, type Store } from '../../src/store/types.js';
+
+const NET = 'a'.repeat(64);
+const INTERNAL = 'b'.repeat(64);
+const log = createLogger('error');
+let dir = '';
+let store: Store;
+let lease: HostLease;
+let names: Names;
+
+const network = (id: string, internal: boolean) =>
+  encode({ id, mode: 'bridge', internal, ipv4: [{ subnet: '10.9.0.0/24', gateway: '10.9.0.1' }], ipv6: [], createdAt: 't' });
+const endpoint = (id: string, networkId: string, address: string, sandboxKey?: string) =>
+  encode({ id, networkId, hostIf: 'knh1', peerIf: 'knc1', mac: '02:00:00:00:00:01', address, ...(sandboxKey ? { sandboxKey } : {}), ports: [], createdAt: 't' });
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'knit-querier-'));
+  store = await openLocalStore(join(dir, 'db'));
+  lease = new HostLease({ cluster: store, hostId: 'h1', log, ttlSeconds: 10 });
+  await lease.start();
+  // A Docker socket nobody serves: every name of a querier below comes from the endpoint records alone.
+  names = new Names({ local: store, cluster: store, hostId: 'h1', sink: lease, dockerSocket: join(dir, 'no-docker.sock'), resolver: '169.254.53.53', log });
+  await names.start();
+  await put(store, keys.network(NET), network(NET, false));
+  await put(store, keys.network(INTERNAL), network(INTERNAL, true));
+});
+
+afterAll(async () => {
+  names.stop();
+  await lease.stop();
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('an endpoint is a querier from the moment its Join is recorded, with no engine event', async () => {
+  const ep = 'c'.repeat(64);
+  // Control: created but not joined (no sandbox yet) is not a container that can ask.
+  await put(store, keys.endpoint(NET, ep), endpoint(ep, NET, '10.9.0.2/24'));
+  await Promise.resolve();
+  expect(names.networksOf('10.9.0.2')).toBeUndefined();
+  await put(store, keys.endpoint(NET, ep), endpoint(ep, NET, '10.9.0.2/24', '/var/run/docker/netns/s1'));
+  // Known by the time the write that Join awaits has returned: before dockerd starts the container's process.
+  expect(names.networksOf('10.9.0.2')).toEqual([NET]);
+  expect(names.external('10.9.0.2')).toBe(true);
+  expect((names.status() as { engine: { connected: boolean } }).engine.connected).toBe(false);
+});
+
+test('a second endpoint in the same sandbox adds its network to the first one\'s address at once; Leave removes it', async () => {
+  const ep = 'd'.repeat(64);
+  await put(store, keys.endpoint(INTERNAL, ep), endpoint(ep, INTERNAL, '10.9.1.2/24', '/var/run/docker/netns/s1'));
+  expect(names.networksOf('10.9.0.2')).toEqual([NET, INTERNAL].sort());
+  expect(names.networksOf('10.9.1.2')).toEqual([NET, INTERNAL].sort());
+  await put(store, keys.endpoint(INTERNAL, ep), endpoint(ep, INTERNAL, '10.9.1.2/24'));
+  expect(names.networksOf('10.9.1.2')).toBeUndefined();
+  expect(names.networksOf('10.9.0.2')).toEqual([NET]);
+});
