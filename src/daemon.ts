@@ -140,7 +140,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     })),
     ...(names ? { names: { ...names.names.status(), answers: names.resolver?.stats() ?? 'resolver not running' } } : {}),
   });
-  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, hints: engineHints(log) }), log, ready, metrics });
+  const hints = engineHints(log);
+  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, hints }), log, ready, metrics });
   const server: Server = await listen(app, config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
   overlay?.load(await driver.networks(), await driver.endpoints());
@@ -150,7 +151,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   if (config.dnsAddress && lease) {
     // Names are an addition: if they cannot start, the networks must still work, and the log says why.
     names = await startNames(
-      { address: config.dnsAddress, dockerSocket: config.dockerSocket, resolvConf: config.resolvConf },
+      { address: config.dnsAddress, dockerSocket: config.dockerSocket, resolvConf: config.resolvConf, endpointName: hints.endpointName },
       { local, cluster, hostId, sink: lease, kernel, log },
     ).catch((err) => (log.error('names across hosts could not start; networks work without them', { error: describe(err) }), undefined));
   } else {

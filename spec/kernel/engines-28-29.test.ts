@@ -1,7 +1,7 @@
 // dockerd 28 and 29 as a remote driver sees them: their literal payloads replayed into the whole daemon in a
 // throwaway netns (no 29.x engine runs here: Debian has none), with replies, records and kernel state checked.
 import { execa } from 'execa';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -49,7 +49,12 @@ beforeAll(async () => {
   assertThrowawayNetns();
   dir = await mkdtemp(join(tmpdir(), 'knit-engines-'));
   socket = join(dir, 'knit.sock');
-  const config = parseConfig({ KNIT_SOCKET: socket, KNIT_STATE_DIR: join(dir, 'state'), KNIT_LOG_LEVEL: 'info' });
+  // No Docker engine and no upstream resolver: names come from the plugin calls alone, and nothing leaves the namespace.
+  await writeFile(join(dir, 'resolv.conf'), '# no upstreams\n');
+  const config = parseConfig({
+    KNIT_SOCKET: socket, KNIT_STATE_DIR: join(dir, 'state'), KNIT_LOG_LEVEL: 'info',
+    KNIT_DOCKER_HOST: `unix://${join(dir, 'no-docker.sock')}`, KNIT_RESOLV_CONF: join(dir, 'resolv.conf'),
+  });
   daemon = await startDaemon(config, capturingLogger());
 });
 
@@ -189,4 +194,50 @@ test('29\'s IPv6 release without a driver call: the live endpoint drops the addr
   expect((await post(socket, '/NetworkDriver.DeleteNetwork', { NetworkID: nid })).status).toBe(200);
   for (const pool of [p4, p6]) expect((await post(socket, '/IpamDriver.ReleasePool', { PoolID: pool })).status).toBe(200);
   expect(await linkExists(bridgeOf(nid))).toBe(false);
+});
+
+/** One A query to knit's resolver from `source` (an address of this namespace): rcode and addresses. */
+async function ask(source: string, name: string): Promise<{ rcode: string; answers: string[] }> {
+  const spec = { server: '169.254.53.53', source, queries: [{ name }] };
+  const [reply] = JSON.parse((await execa('node', ['spec/support/dns-client.mjs', JSON.stringify(spec)])).stdout) as Array<{ rcode: string; answers?: Array<{ data: string }> }>;
+  return { rcode: reply.rcode, answers: (reply.answers ?? []).map((a) => a.data) };
+}
+
+test('29\'s endpoint name (RequestAddress) resolves from the Join on, with no Docker engine to ask; gone at Leave', async () => {
+  const nid = dockerId();
+  const eid = dockerId();
+  const pool = (await requestPool('10.76.0.0/24')).body.PoolID;
+  await requestAddress(pool, '', { RequestAddressType: 'com.docker.network.gateway' });
+  expect((await createNetwork(nid, '10.76.0.0/24', '10.76.0.1/24', {})).status).toBe(200);
+  // Literal option of dockerd 29 (moby#50586): the container's name, as typed.
+  const address = (await requestAddress(pool, '', { 'com.docker.network.endpoint.name': 'Web29' })).body.Address;
+  const ip = address.split('/')[0];
+  expect((await post(socket, '/NetworkDriver.CreateEndpoint', { NetworkID: nid, EndpointID: eid, Interface: { Address: address, AddressIPv6: '', MacAddress: '' }, Options: {} })).status).toBe(200);
+  expect((await post(socket, '/NetworkDriver.Join', { NetworkID: nid, EndpointID: eid, SandboxKey: '/var/run/docker/netns/k29', Options: {} })).status).toBe(200);
+  // No dockerd moves the container end of the veth away: it gets the address here, and the queries come from it.
+  const peer = `knc${eid.slice(0, 12)}`;
+  await execa('ip', ['addr', 'add', address, 'dev', peer]);
+  await execa('ip', ['link', 'set', peer, 'up']);
+  let found = await ask(ip, 'web29');
+  for (let i = 0; i < 40 && found.answers.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    found = await ask(ip, 'web29');
+  }
+  expect(found).toEqual({ rcode: 'NOERROR', answers: [ip] });
+  // Control: a name no request carried is not knit's (forwarded; with no upstream, SERVFAIL at once).
+  expect(await ask(ip, 'db29')).toEqual({ rcode: 'SERVFAIL', answers: [] });
+  const names = (await post(socket, '/knit.Status', {})).body.names;
+  expect(names.engine.connected).toBe(false);
+  expect(names.published).toBe(1);
+  expect((await post(socket, '/NetworkDriver.Leave', { NetworkID: nid, EndpointID: eid })).status).toBe(200);
+  let gone = await ask(ip, 'web29');
+  for (let i = 0; i < 40 && gone.answers.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    gone = await ask(ip, 'web29');
+  }
+  expect(gone.answers).toEqual([]);
+  expect((await post(socket, '/NetworkDriver.DeleteEndpoint', { NetworkID: nid, EndpointID: eid })).status).toBe(200);
+  for (const a of [ip, '10.76.0.1']) expect((await post(socket, '/IpamDriver.ReleaseAddress', { PoolID: pool, Address: a })).status).toBe(200);
+  expect((await post(socket, '/NetworkDriver.DeleteNetwork', { NetworkID: nid })).status).toBe(200);
+  expect((await post(socket, '/IpamDriver.ReleasePool', { PoolID: pool })).status).toBe(200);
 });

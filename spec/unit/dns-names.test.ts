@@ -7,6 +7,8 @@ import { encodeName, nameKey } from '../../src/names/records.js';
 import { NameTable } from '../../src/names/table.js';
 import { dnsServersOf, planDnsRoute } from '../../src/network/dns.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/network/records.js';
+import { createLogger } from '../../src/log.js';
+import { engineHints, ENDPOINT_NAME_OPTION } from '../../src/protocol/engine-hints.js';
 
 const id = (c: string) => c.repeat(64);
 const net = (c: string, extra: Partial<NetworkRecord> = {}): NetworkRecord => ({
@@ -65,6 +67,31 @@ describe('what a host publishes', () => {
   test('an endpoint that has not joined (or left) publishes nothing', () => {
     const endpoints = new Map([[id('1'), ep('1', ov.id, '10.60.0.5/24')]]);
     expect(desiredRecords({ hostId: 'h1', containers, endpoints, networks }).size).toBe(0);
+  });
+  test('dockerd 29+\'s RequestAddress name publishes a joined endpoint before the engine reports it; the engine\'s names then win', () => {
+    const endpoints = new Map([[id('1'), ep('1', ov.id, '10.60.0.5/24', '/sb/1')], [id('6'), ep('6', ov.id, '10.60.0.6/24', '/sb/6')], [id('7'), ep('7', ov.id, '10.60.0.7/24')]]);
+    const hinted = new Map([['10.60.0.5', 'Ignored'], ['10.60.0.6', 'New29'], ['10.60.0.7', 'notjoined']]);
+    const out = desiredRecords({ hostId: 'h1', containers, endpoints, networks, endpointName: (ip) => hinted.get(ip) });
+    expect([...out]).toEqual([
+      [nameKey('10.60.0.0_24', 'h1', id('1')), encodeName({ names: ['demo1', 'web'], v4: ['10.60.0.5'], v6: [] })],
+      [nameKey('10.60.0.0_24', 'h1', id('6')), encodeName({ names: ['new29'], v4: ['10.60.0.6'], v6: [] })],
+    ]);
+    // Once the engine has reported an endpoint its word is final: gone from its list (the container died) means gone.
+    expect(desiredRecords({ hostId: 'h1', containers: [], endpoints, networks, endpointName: (ip) => hinted.get(ip), reported: new Set([id('6')]) }).has(nameKey('10.60.0.0_24', 'h1', id('6')))).toBe(false);
+    // A name that is not a DNS name publishes nothing.
+    expect(desiredRecords({ hostId: 'h1', containers: [], endpoints, networks, endpointName: () => 'bad name!' }).size).toBe(0);
+  });
+  test('engine hints keep the name per address while it is held: replaced by the next request, gone with the release', () => {
+    const hints = engineHints(createLogger('error'));
+    hints.addressGiven({ [ENDPOINT_NAME_OPTION]: 'web' }, '10.9.0.2/24');
+    hints.addressGiven(null, '10.9.0.3/24');
+    expect(hints.endpointName('10.9.0.2')).toBe('web');
+    expect(hints.endpointName('10.9.0.3')).toBeUndefined();
+    hints.addressReleased('10.9.0.2');
+    expect(hints.endpointName('10.9.0.2')).toBeUndefined();
+    hints.addressGiven({ [ENDPOINT_NAME_OPTION]: 'db' }, '10.9.0.3/24');
+    hints.addressGiven({}, '10.9.0.3/24');
+    expect(hints.endpointName('10.9.0.3')).toBeUndefined();
   });
   test('a querier sees every knit network of its sandbox, and no other', () => {
     const eps = [ep('1', ov.id, '10.60.0.5/24', '/sb/1'), ep('2', br.id, '10.50.0.5/24', '/sb/1'), ep('4', br.id, '10.50.0.9/24', '/sb/2'), ep('5', br.id, '10.50.0.7/24')];

@@ -1,5 +1,5 @@
 // Pure planning for names: which records this host publishes, which knit networks a querier is on.
-import type { ContainerNames } from '../engine/containers.js';
+import { cleanNames, type ContainerNames } from '../engine/containers.js';
 import { segmentKey } from '../network/overlay/keys.js';
 import type { EndpointRecord, NetworkRecord } from '../network/records.js';
 import { encodeName, nameKey } from './records.js';
@@ -9,21 +9,41 @@ export const networkKey = (net: NetworkRecord): string => (net.mode === 'overlay
 
 const ipOf = (cidr: string | undefined): string[] => (cidr ? [cidr.split('/')[0]] : []);
 
-/** For every joined knit endpoint of a running container: its names and addresses, keyed for the cluster store. */
-export function desiredRecords(a: {
+export interface DesiredInput {
   hostId: string;
   containers: ContainerNames[];
   endpoints: Map<string, EndpointRecord>;
   networks: Map<string, NetworkRecord>;
-}): Map<string, string> {
+  /** The name dockerd 29+ gave with an address's RequestAddress (engine hints), if any. */
+  endpointName?: (ip: string) => string | undefined;
+  /** Endpoints the engine has reported since their Join: its word is final for them, present or not. */
+  reported?: ReadonlySet<string>;
+}
+
+/**
+ * For every joined knit endpoint of a running container: its names and addresses, keyed for the cluster store.
+ * An endpoint the engine has not reported yet (or with no engine to ask) is published under the name dockerd 29+
+ * gave in RequestAddress, so it resolves from its Join on; the engine's names replace it when they come.
+ */
+export function desiredRecords(a: DesiredInput): Map<string, string> {
   const out = new Map<string, string>();
+  const record = (ep: EndpointRecord, names: string[]): void => {
+    const net = a.networks.get(ep.networkId);
+    if (net && ep.sandboxKey && names.length) out.set(nameKey(networkKey(net), a.hostId, ep.id), encodeName({ names, v4: ipOf(ep.address), v6: ipOf(ep.addressV6) }));
+  };
+  const fromEngine = new Set<string>();
   for (const c of a.containers) {
     for (const ce of c.endpoints) {
       const ep = a.endpoints.get(ce.endpointId);
-      const net = ep && a.networks.get(ep.networkId);
-      if (!ep || !net || ep.networkId !== ce.networkId || !ep.sandboxKey || !ce.names.length) continue;
-      out.set(nameKey(networkKey(net), a.hostId, ep.id), encodeName({ names: ce.names, v4: ipOf(ep.address), v6: ipOf(ep.addressV6) }));
+      if (!ep || ep.networkId !== ce.networkId) continue;
+      fromEngine.add(ep.id);
+      record(ep, ce.names);
     }
+  }
+  for (const ep of a.endpoints.values()) {
+    const ip = ipOf(ep.address)[0] ?? ipOf(ep.addressV6)[0];
+    if (fromEngine.has(ep.id) || a.reported?.has(ep.id) || !ip || !a.endpointName) continue;
+    record(ep, cleanNames([a.endpointName(ip)]));
   }
   return out;
 }

@@ -24,6 +24,8 @@ export interface NamesDeps {
   dockerSocket: string;
   /** knit's resolver address: endpoints whose DNS servers lack it are reported. */
   resolver: string;
+  /** The endpoint name dockerd 29+ sent with an address's RequestAddress (engine hints), if any. */
+  endpointName?: (ip: string) => string | undefined;
   log: Logger;
 }
 
@@ -34,6 +36,8 @@ export class Names implements NameSource {
   private readonly nets = new Map<string, NetworkRecord>();
   private readonly eps = new Map<string, EndpointRecord>();
   private queriers = new Map<string, Querier>();
+  /** Endpoints the engine reported since their Join (dropped with the endpoint): no name hint for them again. */
+  private readonly reported = new Set<string>();
   private readonly localMirrors: Mirror[];
   private readonly cache: Mirror;
   private readonly engine: EngineWatcher;
@@ -110,7 +114,10 @@ export class Names implements NameSource {
   }
 
   private desired(): Map<string, string> {
-    return desiredRecords({ hostId: this.deps.hostId, containers: this.engine.containers(), endpoints: this.eps, networks: this.nets });
+    const containers = this.engine.containers();
+    for (const c of containers) for (const e of c.endpoints) if (this.eps.get(e.endpointId)?.sandboxKey) this.reported.add(e.endpointId);
+    const input = { hostId: this.deps.hostId, containers, endpoints: this.eps, networks: this.nets, reported: this.reported };
+    return desiredRecords({ ...input, endpointName: this.deps.endpointName });
   }
 
   private onNetwork(key: string, value: string | undefined): void {
@@ -122,8 +129,10 @@ export class Names implements NameSource {
 
   private onEndpoint(key: string, value: string | undefined): void {
     const id = key.split('/').pop()!;
-    if (value === undefined) this.eps.delete(id);
-    else {
+    if (value === undefined) {
+      this.eps.delete(id);
+      this.reported.delete(id);
+    } else {
       const ep = decode<EndpointRecord>({ key, value, revision: 0 });
       this.eps.set(id, ep);
       if (!this.warned && resolverMisses([ep], this.deps.resolver).length) {

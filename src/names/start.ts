@@ -15,6 +15,8 @@ export interface NamesSettings {
   dockerSocket: string;
   /** Where the upstream resolvers are read (KNIT_RESOLV_CONF; /etc/resolv.conf by default). */
   resolvConf?: string;
+  /** The endpoint name dockerd 29+ sends in RequestAddress, by address (engine hints). */
+  endpointName?: (ip: string) => string | undefined;
 }
 
 export interface NamesDeps {
@@ -35,7 +37,7 @@ export interface RunningNames {
 
 /** After the plugin socket answers: the engine may be waiting for knit at its own start. */
 export async function startNames(s: NamesSettings, d: NamesDeps): Promise<RunningNames> {
-  const names = new Names({ local: d.local, cluster: d.cluster, hostId: d.hostId, sink: d.sink, dockerSocket: s.dockerSocket, resolver: s.address, log: d.log });
+  const names = new Names({ local: d.local, cluster: d.cluster, hostId: d.hostId, sink: d.sink, dockerSocket: s.dockerSocket, resolver: s.address, endpointName: s.endpointName, log: d.log });
   await names.start();
   let resolver: Resolver | undefined;
   try {

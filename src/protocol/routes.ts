@@ -109,6 +109,7 @@ export function routeTable({ network, ipam, doctor, status, hints }: Handlers): 
       hints?.requestAddress(r.Options);
       const gateway = r.Options?.RequestAddressType === GATEWAY_REQUEST;
       const address = await ipam.requestAddress({ poolId: r.PoolID, address: r.Address || undefined, gateway });
+      hints?.addressGiven(r.Options, address);
       return { Address: address, Data: {} };
     }),
     '/IpamDriver.ReleaseAddress': ipm(async (b) => {
@@ -116,6 +117,7 @@ export function routeTable({ network, ipam, doctor, status, hints }: Handlers): 
       // The endpoint first: while it could still announce the address, the address is not free for another.
       await network.addressReleased(formatCidr(parsePoolId(r.PoolID).subnet), r.Address);
       await ipam.releaseAddress(r.PoolID, r.Address);
+      hints?.addressReleased(r.Address);
       return {};
     }),
     '/knit.Doctor': net(async () => doctor()),
