@@ -196,11 +196,24 @@ test('29\'s IPv6 release without a driver call: the live endpoint drops the addr
   expect(await linkExists(bridgeOf(nid))).toBe(false);
 });
 
-/** One A query to knit's resolver from `source` (an address of this namespace): rcode and addresses. */
-async function ask(source: string, name: string): Promise<{ rcode: string; answers: string[] }> {
-  const spec = { server: '169.254.53.53', source, queries: [{ name }] };
-  const [reply] = JSON.parse((await execa('node', ['spec/support/dns-client.mjs', JSON.stringify(spec)])).stdout) as Array<{ rcode: string; answers?: Array<{ data: string }> }>;
+const SANDBOX = 'knt-k29';
+
+/** One A query to knit's resolver from the sandbox namespace: rcode and addresses. */
+async function ask(name: string): Promise<{ rcode: string; answers: string[] }> {
+  const spec = { server: '169.254.53.53', queries: [{ name }] };
+  const out = (await execa('ip', ['netns', 'exec', SANDBOX, 'node', 'spec/support/dns-client.mjs', JSON.stringify(spec)])).stdout;
+  const [reply] = JSON.parse(out) as Array<{ rcode: string; answers?: Array<{ data: string }> }>;
   return { rcode: reply.rcode, answers: (reply.answers ?? []).map((a) => a.data) };
+}
+
+/** Asks until `done` holds (at most about 2 s: names are published through the store), then gives the last reply. */
+async function askUntil(name: string, done: (r: { rcode: string; answers: string[] }) => boolean): Promise<{ rcode: string; answers: string[] }> {
+  let r = await ask(name);
+  for (let i = 0; i < 40 && !done(r); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    r = await ask(name);
+  }
+  return r;
 }
 
 test('29\'s endpoint name (RequestAddress) resolves from the Join on, with no Docker engine to ask; gone at Leave', async () => {
@@ -213,30 +226,30 @@ test('29\'s endpoint name (RequestAddress) resolves from the Join on, with no Do
   const address = (await requestAddress(pool, '', { 'com.docker.network.endpoint.name': 'Web29' })).body.Address;
   const ip = address.split('/')[0];
   expect((await post(socket, '/NetworkDriver.CreateEndpoint', { NetworkID: nid, EndpointID: eid, Interface: { Address: address, AddressIPv6: '', MacAddress: '' }, Options: {} })).status).toBe(200);
-  expect((await post(socket, '/NetworkDriver.Join', { NetworkID: nid, EndpointID: eid, SandboxKey: '/var/run/docker/netns/k29', Options: {} })).status).toBe(200);
-  // No dockerd moves the container end of the veth away: it gets the address here, and the queries come from it.
+  // What dockerd does with the container end: into the sandbox, with the address and a default route.
   const peer = `knc${eid.slice(0, 12)}`;
-  await execa('ip', ['addr', 'add', address, 'dev', peer]);
-  await execa('ip', ['link', 'set', peer, 'up']);
-  let found = await ask(ip, 'web29');
-  for (let i = 0; i < 40 && found.answers.length === 0; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    found = await ask(ip, 'web29');
+  await execa('ip', ['netns', 'del', SANDBOX], { reject: false });
+  await execa('ip', ['netns', 'add', SANDBOX]);
+  try {
+    await execa('ip', ['link', 'set', peer, 'netns', SANDBOX]);
+    await execa('ip', ['-n', SANDBOX, 'addr', 'add', address, 'dev', peer]);
+    await execa('ip', ['-n', SANDBOX, 'link', 'set', peer, 'up']);
+    await execa('ip', ['-n', SANDBOX, 'route', 'add', 'default', 'via', '10.76.0.1']);
+    // Control: before its Join the address is nobody knit knows (and no host address): refused.
+    expect(await ask('web29')).toEqual({ rcode: 'REFUSED', answers: [] });
+    expect((await post(socket, '/NetworkDriver.Join', { NetworkID: nid, EndpointID: eid, SandboxKey: `/run/netns/${SANDBOX}`, Options: {} })).status).toBe(200);
+    expect(await askUntil('web29', (r) => r.answers.length > 0)).toEqual({ rcode: 'NOERROR', answers: [ip] });
+    // Control: a name no request carried is not knit's (forwarded; with no upstream, SERVFAIL at once).
+    expect(await ask('db29')).toEqual({ rcode: 'SERVFAIL', answers: [] });
+    const names = (await post(socket, '/knit.Status', {})).body.names;
+    expect(names.engine.connected).toBe(false);
+    expect(names.published).toBe(1);
+    expect((await post(socket, '/NetworkDriver.Leave', { NetworkID: nid, EndpointID: eid })).status).toBe(200);
+    expect(await askUntil('web29', (r) => r.rcode === 'REFUSED')).toEqual({ rcode: 'REFUSED', answers: [] });
+    expect((await post(socket, '/NetworkDriver.DeleteEndpoint', { NetworkID: nid, EndpointID: eid })).status).toBe(200);
+  } finally {
+    await execa('ip', ['netns', 'del', SANDBOX], { reject: false });
   }
-  expect(found).toEqual({ rcode: 'NOERROR', answers: [ip] });
-  // Control: a name no request carried is not knit's (forwarded; with no upstream, SERVFAIL at once).
-  expect(await ask(ip, 'db29')).toEqual({ rcode: 'SERVFAIL', answers: [] });
-  const names = (await post(socket, '/knit.Status', {})).body.names;
-  expect(names.engine.connected).toBe(false);
-  expect(names.published).toBe(1);
-  expect((await post(socket, '/NetworkDriver.Leave', { NetworkID: nid, EndpointID: eid })).status).toBe(200);
-  let gone = await ask(ip, 'web29');
-  for (let i = 0; i < 40 && gone.answers.length > 0; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    gone = await ask(ip, 'web29');
-  }
-  expect(gone.answers).toEqual([]);
-  expect((await post(socket, '/NetworkDriver.DeleteEndpoint', { NetworkID: nid, EndpointID: eid })).status).toBe(200);
   for (const a of [ip, '10.76.0.1']) expect((await post(socket, '/IpamDriver.ReleaseAddress', { PoolID: pool, Address: a })).status).toBe(200);
   expect((await post(socket, '/NetworkDriver.DeleteNetwork', { NetworkID: nid })).status).toBe(200);
   expect((await post(socket, '/IpamDriver.ReleasePool', { PoolID: pool })).status).toBe(200);

@@ -30,7 +30,10 @@ beforeAll(async () => {
   lease = new HostLease({ cluster: store, hostId: 'h1', log, ttlSeconds: 10 });
   await lease.start();
   // A Docker socket nobody serves: every name of a querier below comes from the endpoint records alone.
-  names = new Names({ local: store, cluster: store, hostId: 'h1', sink: lease, dockerSocket: join(dir, 'no-docker.sock'), resolver: '169.254.53.53', log });
+  names = new Names({
+    local: store, cluster: store, hostId: 'h1', sink: lease, dockerSocket: join(dir, 'no-docker.sock'), resolver: '169.254.53.53', log,
+    endpointName: (ip) => (ip === '10.9.0.7' ? 'Web29' : undefined),
+  });
   await names.start();
   await put(store, keys.network(NET), network(NET, false));
   await put(store, keys.network(INTERNAL), network(INTERNAL, true));
@@ -64,4 +67,23 @@ test('a second endpoint in the same sandbox adds its network to the first one\'s
   await put(store, keys.endpoint(INTERNAL, ep), endpoint(ep, INTERNAL, '10.9.1.2/24'));
   expect(names.networksOf('10.9.1.2')).toBeUndefined();
   expect(names.networksOf('10.9.0.2')).toEqual([NET]);
+});
+
+test('a joined endpoint whose RequestAddress carried a name (dockerd 29+) is published under it and answered, until it leaves', async () => {
+  const ep = 'e'.repeat(64);
+  await put(store, keys.endpoint(NET, ep), endpoint(ep, NET, '10.9.0.7/24', '/var/run/docker/netns/s7'));
+  let found: { v4: string[] } | undefined;
+  for (let i = 0; i < 100 && !found; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    found = names.lookup('web29', [NET]);
+  }
+  expect(found).toEqual({ v4: ['10.9.0.7'], v6: [] });
+  // Control: the endpoint without a name is not published.
+  expect(names.lookup('10.9.0.2', [NET])).toBeUndefined();
+  await put(store, keys.endpoint(NET, ep), endpoint(ep, NET, '10.9.0.7/24'));
+  for (let i = 0; i < 100 && found; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    found = names.lookup('web29', [NET]);
+  }
+  expect(found).toBeUndefined();
 });
