@@ -39,6 +39,13 @@ export interface PeerStatus {
   endpoints: number;
 }
 
+/** KNIT_METRICS: where Prometheus metrics are served (`/metrics`), or why they are not. */
+export interface MetricsStatus {
+  address: string;
+  listening: boolean;
+  error?: string;
+}
+
 export interface StatusDocument {
   host: string;
   store: StoreStatus;
@@ -49,6 +56,8 @@ export interface StatusDocument {
   calls: Record<string, { count: number; errors: number; p50: number; p99: number; max: number }>;
   spawned: Record<string, number>;
   rssBytes: number;
+  /** Absent when KNIT_METRICS is unset (metrics off). */
+  metrics?: MetricsStatus;
 }
 
 export interface StatusSources {
@@ -64,7 +73,7 @@ export interface StatusSources {
 
 const short = (id: string): string => id.slice(0, 12);
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
