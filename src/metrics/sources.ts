@@ -22,6 +22,15 @@ export interface MetricSources {
 const IPAM_READ_MS = 2_000;
 const DNS_OUTCOMES = ['answered', 'forwarded', 'refused', 'dropped', 'servfail', 'formerr', 'notimp'] as const;
 
+const IPAM_NAMES = {
+  pools: 'knit_ipam_pools',
+  held: 'knit_ipam_pools_held',
+  inUse: 'knit_ipam_addresses_in_use',
+  mine: 'knit_ipam_addresses_held',
+  quarantined: 'knit_ipam_addresses_quarantined',
+  lostHosts: 'knit_ipam_quarantined_hosts',
+};
+
 type Labels = Record<string, string>;
 
 /** A counter that mirrors totals kept elsewhere: each scrape sets it to them (they only grow). */
@@ -40,7 +49,7 @@ export class SourceMetrics {
   private readonly counter: (name: string, help: string, labelNames?: string[]) => Counter;
   private readonly gauge: (name: string, help: string, labelNames?: string[]) => Gauge;
 
-  constructor(registry: Registry, private readonly sources: MetricSources, private readonly onError: (source: string, err: unknown) => void) {
+  constructor(private readonly registry: Registry, private readonly sources: MetricSources, private readonly onError: (source: string, err: unknown) => void) {
     this.counter = (name, help, labelNames = []) => new Counter({ name, help, labelNames, registers: [registry] });
     this.gauge = (name, help, labelNames = []) => new Gauge({ name, help, labelNames, registers: [registry] });
   }
@@ -59,12 +68,12 @@ export class SourceMetrics {
     neigh: this.gauge('knit_overlay_neighbour_entries', 'Neighbour entries knit programmed into the segment\'s VXLAN device.', ['segment']),
   }));
   private readonly ipamGauges = this.lazy(() => ({
-    pools: this.gauge('knit_ipam_pools', 'IPAM pools in the store (cluster-wide with a cluster store).'),
-    held: this.gauge('knit_ipam_pools_held', 'IPAM pools this host holds.'),
-    inUse: this.gauge('knit_ipam_addresses_in_use', 'Addresses taken in the pool, by every host (gateway included).', ['pool']),
-    mine: this.gauge('knit_ipam_addresses_held', 'Addresses of the pool this host holds.', ['pool']),
-    quarantined: this.gauge('knit_ipam_addresses_quarantined', 'Addresses of the pool held by hosts whose lease lapsed: not handed out until they return or are reclaimed.', ['pool']),
-    lostHosts: this.gauge('knit_ipam_quarantined_hosts', 'Hosts in quarantine (lease lapsed, addresses not yet reclaimed).'),
+    pools: this.gauge(IPAM_NAMES.pools, 'IPAM pools in the store (cluster-wide with a cluster store).'),
+    held: this.gauge(IPAM_NAMES.held, 'IPAM pools this host holds.'),
+    inUse: this.gauge(IPAM_NAMES.inUse, 'Addresses taken in the pool, by every host (gateway included).', ['pool']),
+    mine: this.gauge(IPAM_NAMES.mine, 'Addresses of the pool this host holds.', ['pool']),
+    quarantined: this.gauge(IPAM_NAMES.quarantined, 'Addresses of the pool held by hosts whose lease lapsed: not handed out until they return or are reclaimed.', ['pool']),
+    lostHosts: this.gauge(IPAM_NAMES.lostHosts, 'Hosts in quarantine (lease lapsed, addresses not yet reclaimed).'),
   }));
   private readonly dnsMetrics = this.lazy(() => ({
     queries: this.counter('knit_dns_queries_total', 'Queries knit\'s resolver received.'),
@@ -116,10 +125,12 @@ export class SourceMetrics {
     try {
       usage = await withTimeout(this.sources.ipam(), IPAM_READ_MS, 'the IPAM records');
     } catch (err) {
-      for (const g of Object.values(m)) g.reset();
+      // Left out, not shown as 0: a gauge without labels always has a value, so the families leave the registry.
+      for (const name of Object.values(IPAM_NAMES)) this.registry.removeSingleMetric(name);
       this.sourceErrors().inc({ source: 'ipam' });
       return this.onError('ipam', err);
     }
+    for (const [key, g] of Object.entries(m)) if (!this.registry.getSingleMetric(IPAM_NAMES[key as keyof typeof m])) this.registry.registerMetric(g);
     m.pools.set(usage.pools.length);
     m.held.set(usage.pools.filter((p) => p.held).length);
     replace(m.inUse, usage.pools.map((p) => [{ pool: p.subnet }, p.inUse]));
