@@ -4,6 +4,8 @@ import { describe } from './errors.js';
 import type { EndpointRecord, NetworkRecord, PortMapping } from './network/records.js';
 import { K } from './network/overlay/keys.js';
 import type { Store } from './store/types.js';
+import type { MetricsStatus } from './metrics/start.js';
+import { withTimeout } from './util/timeout.js';
 
 /** A status call must answer even when the cluster store does not: past this, the store counts as unreachable. */
 const STORE_PROBE_MS = 2_000;
@@ -39,13 +41,6 @@ export interface PeerStatus {
   endpoints: number;
 }
 
-/** KNIT_METRICS: where Prometheus metrics are served (`/metrics`), or why they are not. */
-export interface MetricsStatus {
-  address: string;
-  listening: boolean;
-  error?: string;
-}
-
 export interface StatusDocument {
   host: string;
   store: StoreStatus;
@@ -72,14 +67,6 @@ export interface StatusSources {
 }
 
 const short = (id: string): string => id.slice(0, 12);
-
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
 
 /** Network and endpoint records as the status shows them (pure). */
 export function localPart(nets: NetworkRecord[], eps: EndpointRecord[]): Pick<StatusDocument, 'networks' | 'endpoints'> {

@@ -5,7 +5,7 @@ import type { ResolverStats } from '../dns/names.js';
 import type { IpamUsage } from '../ipam/usage.js';
 import type { LeaseStats } from '../network/overlay/lease.js';
 import type { SegmentStats } from '../network/overlay/peers.js';
-import { withTimeout } from '../status.js';
+import { withTimeout } from '../util/timeout.js';
 
 /** Where each figure comes from; absent parts (no lease without a cluster store, no overlay without KNIT_ADVERTISE) show nothing. */
 export interface MetricSources {

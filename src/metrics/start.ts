@@ -3,11 +3,17 @@
 import type { Server } from 'node:http';
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { MetricsStatus } from '../status.js';
 import { addressText, handler, listenMetrics, type MetricsAddress } from './listener.js';
 import type { KnitMetrics } from './registry.js';
 import { type MetricSources, SourceMetrics } from './sources.js';
 
+
+/** KNIT_METRICS in `knit status`: where Prometheus metrics are served (`/metrics`), or why they are not. */
+export interface MetricsStatus {
+  address: string;
+  listening: boolean;
+  error?: string;
+}
 
 export interface RunningMetrics {
   status(): MetricsStatus;
