@@ -9,6 +9,7 @@ import { ipam } from './ipam.js';
 import { lifecycle } from './lifecycle.js';
 import { names } from './names.js';
 import { overlay } from './overlay.js';
+import { overlayLifecycle } from './overlay-lifecycle.js';
 import type { Section } from './report.js';
 import { scale } from './scale.js';
 
@@ -35,6 +36,7 @@ export const BENCHMARKS: Benchmark[] = [
   { id: 'convergence', title: '7. Overlay convergence', budgetMs: { full: 3 * MIN, quick: 1 * MIN }, graceMs: 3 * MIN, run: convergence },
   { id: 'dns', title: '8. Resolver', budgetMs: { full: 1 * MIN, quick: 0.5 * MIN }, graceMs: 1 * MIN, run: dns },
   { id: 'names', title: '9. Names across hosts', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: names },
+  { id: 'overlay-lifecycle', title: '10. Container lifecycle: knit overlay against knit bridge', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: overlayLifecycle },
 ];
 
 /** Parts of issue 6 not measured yet; each becomes a module in BENCHMARKS. Empty: every part has one. */

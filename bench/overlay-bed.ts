@@ -42,8 +42,8 @@ export async function withOverlayBed<T>(
   prefix: string,
   progress: (m: string) => void,
   fn: (bed: OverlayBed) => Promise<T>,
-  /** daemon.json "dns" of both engines (knit's resolver, for the names benchmark). */
-  o: { dns?: string[] } = {},
+  /** daemon.json "dns" of both engines (knit's resolver, for the names benchmark); more KNIT_* settings for each knit. */
+  o: { dns?: string[]; knitEnv?: (host: Host) => Record<string, string> } = {},
 ): Promise<T> {
   if (!prefix.startsWith(HOST_PREFIX)) throw new Error(`benchmark host prefix "${prefix}" must start with "${HOST_PREFIX}"`);
   const underlayNs = `knt-${prefix}u`;
@@ -83,7 +83,7 @@ export async function withOverlayBed<T>(
     const store = `etcd://${etcd.endpoint}`;
     progress(`overlay bed ${prefix}: etcd at ${etcd.endpoint}, starting knit on both hosts`);
     for (const host of hosts) {
-      const knit = new BenchKnit(host, { KNIT_STORE: store, KNIT_ADVERTISE: 'ul0', KNIT_DOCKER_HOST: `unix://${join(host.dir, 'docker.sock')}` });
+      const knit = new BenchKnit(host, { KNIT_STORE: store, KNIT_ADVERTISE: 'ul0', KNIT_DOCKER_HOST: `unix://${join(host.dir, 'docker.sock')}`, ...o.knitEnv?.(host) });
       knits.push(knit);
       await knit.start();
     }

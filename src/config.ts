@@ -1,7 +1,9 @@
 // The KNIT_* settings, parsed once from the environment at start (main.ts is the only caller).
 import { validateDnsAddress } from './datapath/dns-address.js';
 import { badRequest } from './errors.js';
+import ipaddr from 'ipaddr.js';
 import { parsePoolSpecs, type PoolSpec } from './ipam/pools.js';
+import type { MetricsAddress } from './metrics/listener.js';
 import type { StoreUrl } from './store/open.js';
 
 export interface Config {
@@ -22,6 +24,8 @@ export interface Config {
   dockerSocket: string;
   /** Where the resolver reads its upstream servers (KNIT_RESOLV_CONF); the host's /etc/resolv.conf by default. */
   resolvConf?: string;
+  /** Where Prometheus metrics are served (KNIT_METRICS); undefined (the default): not at all. */
+  metrics?: MetricsAddress;
 }
 
 export const DEFAULTS = {
@@ -70,6 +74,28 @@ export function parseDockerHost(raw: string | undefined): string {
   return m[1];
 }
 
+const METRICS_FORM = 'HOST:PORT with HOST an IP address (e.g. 127.0.0.1:9464 or [::1]:9464) or unix:///PATH; leave it unset to turn metrics off';
+
+/** Off when unset or empty; an IP address and port, or an absolute unix socket path. Host names are refused: no lookup at start. */
+export function parseMetricsAddress(raw: string | undefined): MetricsAddress | undefined {
+  if (!raw) return undefined;
+  const bad = (why: string) => badRequest(`KNIT_METRICS "${raw.slice(0, 200)}" ${why}; give ${METRICS_FORM}`);
+  if (raw.startsWith('unix:')) {
+    const m = /^unix:\/\/(\/[^\0]{1,1000})$/.exec(raw);
+    if (!m || m[1].endsWith('/')) throw bad('is not unix:///PATH with an absolute path to a socket file');
+    return { kind: 'unix', path: m[1] };
+  }
+  const m = /^(?:\[([^\]]{0,100})\]|([^:[\]]{0,100})):(\d{1,5})$/.exec(raw);
+  if (!m) throw bad('is not HOST:PORT or unix:///PATH');
+  const [, v6, v4, digits] = m;
+  const valid = v6 !== undefined ? ipaddr.IPv6.isValid(v6) : ipaddr.IPv4.isValidFourPartDecimal(v4);
+  if (!valid) throw bad(`has host "${v6 ?? v4}", which is not an IP${v6 !== undefined ? 'v6' : 'v4'} address (names are not looked up)`);
+  const port = Number(digits);
+  if (port < 1 || port > 65535) throw bad(`has port ${digits}, outside 1-65535`);
+  const host = ipaddr.parse(v6 ?? v4).toString();
+  return { kind: 'tcp', host, port };
+}
+
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
   const level = env.KNIT_LOG_LEVEL || DEFAULTS.logLevel;
   if (!(LEVELS as readonly string[]).includes(level)) {
@@ -102,5 +128,6 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     dnsAddress: parseDnsAddress(env.KNIT_DNS_ADDRESS),
     dockerSocket: parseDockerHost(env.KNIT_DOCKER_HOST),
     resolvConf: env.KNIT_RESOLV_CONF || undefined,
+    metrics: parseMetricsAddress(env.KNIT_METRICS),
   };
 }

@@ -33,6 +33,10 @@ import { statusDocument } from './status.js';
 import type { Store } from './store/types.js';
 import { startNames, type RunningNames } from './names/start.js';
 import { ensureDnsAddress } from './datapath/dns-address.js';
+import { readUsage } from './ipam/usage.js';
+import { KnitMetrics } from './metrics/registry.js';
+import { type RunningMetrics, serveMetrics } from './metrics/start.js';
+import { observedStore } from './metrics/store.js';
 
 const SWEEP_INTERVAL_MS = 30_000;
 /** A host whose lease lapses this long is gone: the others drop its entries. */
@@ -91,14 +95,20 @@ async function underlay(kernel: Kernel, advertise: string): Promise<{ vtep: stri
 
 export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
-  const local = await openLocalStore(join(config.stateDir, 'db'));
+  // KNIT_METRICS: off by default, and then nothing is wrapped or counted.
+  const exported = config.metrics ? new KnitMetrics() : undefined;
+  const rawLocal = await openLocalStore(join(config.stateDir, 'db'));
+  const local = exported ? observedStore(rawLocal, exported) : rawLocal;
   const hostId = await ensureHostId(local);
-  const cluster = await openClusterStore({
-    url: config.store, local, consulToken: config.consulToken, etcdTls: config.etcdTls,
+  const rawCluster = await openClusterStore({
+    url: config.store, local: rawLocal, consulToken: config.consulToken, etcdTls: config.etcdTls,
     // Starting without the store beats not starting: calls that need no store are served, the rest fail clearly until it answers.
     onUnreachable: (err) => log.error('the cluster store is unreachable at start; knit starts anyway and uses it once it answers', { error: err.message }),
   });
-  const kernel = new Kernel({ log: log.isDebugEnabled() ? (line) => log.debug('kernel', line) : undefined });
+  // One object when the store is the embedded one: the rest of the daemon tells them apart by identity.
+  const cluster = rawCluster === rawLocal ? local : exported ? observedStore(rawCluster, exported) : rawCluster;
+  exported?.setInfo({ hostId, store: cluster.kind });
+  const kernel = new Kernel({ log: log.isDebugEnabled() ? (line) => log.debug('kernel', line) : undefined, observer: exported });
   await checkForwarding(kernel, log);
   const ul = config.advertise ? await underlay(kernel, config.advertise) : undefined;
   // With a cluster store every host keeps a liveness key under its lease, overlays or not; the overlay needs KNIT_ADVERTISE.
@@ -132,21 +142,31 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ...(await sweep({ driver, ipam, kernel, log })),
     ...(names ? { names: names.names.findings() } : {}),
   });
-  const metrics = new CallMetrics();
+  const calls = new CallMetrics();
+  let served: RunningMetrics | undefined;
   const status = async () => ({
     ...(await statusDocument({
       hostId, cluster, local, networks: () => driver.networks(), endpoints: () => driver.endpoints(),
-      calls: () => metrics.snapshot(), spawned: () => spawnCounts(),
+      calls: () => calls.snapshot(), spawned: () => spawnCounts(),
     })),
     ...(names ? { names: { ...names.names.status(), answers: names.resolver?.stats() ?? 'resolver not running' } } : {}),
+    ...(served ? { metrics: served.status() } : {}),
   });
   const hints = engineHints(log);
-  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, hints }), log, ready, metrics });
+  const observer = exported ? { record: (...a: Parameters<CallMetrics['record']>) => (calls.record(...a), exported.record(...a)) } : calls;
+  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, hints }), log, ready, metrics: observer });
   const server: Server = await listen(app, config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
   overlay?.load(await driver.networks(), await driver.endpoints());
   await lease?.start();
   markReady();
+  if (exported && config.metrics) {
+    // The scrape's own reads go to the unwrapped store: they are not knit's store traffic.
+    served = await serveMetrics({ address: config.metrics, metrics: exported, log, sources: {
+      spawned: spawnCounts, lease: lease && (() => lease.stats()), segments: overlay && (() => overlay.segmentStats()),
+      ipam: () => readUsage(rawCluster, hostId), dns: () => names?.resolver?.stats(),
+    } });
+  }
   // Names across hosts (issue 13), after the socket answers: the engine may be waiting for knit at its own start.
   if (config.dnsAddress && lease) {
     // Names are an addition: if they cannot start, the networks must still work, and the log says why.
@@ -187,6 +207,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       clearInterval(timer);
       clearInterval(liveness);
       clearTimeout(pending);
+      await served?.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;

@@ -4,6 +4,8 @@ import { describe } from './errors.js';
 import type { EndpointRecord, NetworkRecord, PortMapping } from './network/records.js';
 import { K } from './network/overlay/keys.js';
 import type { Store } from './store/types.js';
+import type { MetricsStatus } from './metrics/start.js';
+import { withTimeout } from './util/timeout.js';
 
 /** A status call must answer even when the cluster store does not: past this, the store counts as unreachable. */
 const STORE_PROBE_MS = 2_000;
@@ -49,6 +51,8 @@ export interface StatusDocument {
   calls: Record<string, { count: number; errors: number; p50: number; p99: number; max: number }>;
   spawned: Record<string, number>;
   rssBytes: number;
+  /** Absent when KNIT_METRICS is unset (metrics off). */
+  metrics?: MetricsStatus;
 }
 
 export interface StatusSources {
@@ -63,14 +67,6 @@ export interface StatusSources {
 }
 
 const short = (id: string): string => id.slice(0, 12);
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
 
 /** Network and endpoint records as the status shows them (pure). */
 export function localPart(nets: NetworkRecord[], eps: EndpointRecord[]): Pick<StatusDocument, 'networks' | 'endpoints'> {

@@ -1,7 +1,7 @@
 // The knit command line: which words run what, and how status and doctor read for a person.
 import { parseArgs } from '../../src/cli/args.js';
 import { unreachable } from '../../src/cli/client.js';
-import { formatDoctor, formatStatus, port, storeLine, table, type DoctorDocument } from '../../src/cli/format.js';
+import { formatDoctor, formatStatus, metricsLine, port, storeLine, table, type DoctorDocument } from '../../src/cli/format.js';
 import type { StatusDocument } from '../../src/status.js';
 
 describe('parseArgs', () => {
@@ -106,6 +106,15 @@ test('store line: an unreachable store and a lost lease stand out', () => {
   expect(storeLine({ kind: 'consul', reachable: false, error: 'the consul store did not answer within 2000 ms', lease: 'unknown' }))
     .toBe('consul, UNREACHABLE (the consul store did not answer within 2000 ms), lease unknown');
   expect(storeLine({ kind: 'etcd', reachable: true, lease: 'lost' })).toMatch(/^etcd, reachable, lease LOST/);
+});
+
+test('metrics line: where to scrape (or why not), shown after the store only when KNIT_METRICS is set', () => {
+  expect(metricsLine({ address: '127.0.0.1:9464', listening: true })).toBe('http://127.0.0.1:9464/metrics');
+  expect(metricsLine({ address: 'unix:///run/knit-metrics.sock', listening: true })).toBe('unix:///run/knit-metrics.sock, GET /metrics');
+  expect(metricsLine({ address: '127.0.0.1:9464', listening: false, error: 'EADDRINUSE' })).toBe('NOT served on 127.0.0.1:9464 (EADDRINUSE)');
+  const lines = formatStatus({ ...doc, metrics: { address: '[::1]:9464', listening: true } }).split('\n');
+  expect(lines[2]).toBe('Metrics:   http://[::1]:9464/metrics');
+  expect(formatStatus(doc)).not.toContain('Metrics:');
 });
 
 test('port: host address, host port, container port and protocol, IPv6 in brackets', () => {

@@ -1,5 +1,5 @@
 // The KNIT_* settings: the defaults, what each setting turns into, and a clear bad-request error for every bad value.
-import { DEFAULTS, parseConfig, parseStoreUrl } from '../../src/config.js';
+import { DEFAULTS, parseConfig, parseMetricsAddress, parseStoreUrl } from '../../src/config.js';
 import { KnitError } from '../../src/errors.js';
 import { parsePoolSpecs } from '../../src/ipam/pools.js';
 
@@ -113,5 +113,40 @@ describe('parseStoreUrl', () => {
     ['etcd://fd00::1:2379', '"fd00::1:2379" is not HOST:PORT'],
   ])('%p is refused', (raw, message) => {
     refused(() => parseStoreUrl(raw), message);
+  });
+});
+
+describe('KNIT_METRICS', () => {
+  test('unset or empty: metrics are off', () => {
+    expect(parseConfig({}).metrics).toBeUndefined();
+    expect(parseConfig({ KNIT_METRICS: '' }).metrics).toBeUndefined();
+  });
+
+  test('an IPv4 or bracketed IPv6 address with a port, or an absolute unix socket path', () => {
+    expect(parseConfig({ KNIT_METRICS: '127.0.0.1:9464' }).metrics).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 9464 });
+    expect(parseMetricsAddress('0.0.0.0:1')).toEqual({ kind: 'tcp', host: '0.0.0.0', port: 1 });
+    expect(parseMetricsAddress('[::1]:65535')).toEqual({ kind: 'tcp', host: '::1', port: 65535 });
+    expect(parseMetricsAddress('[fd00:0::0:1]:9464')).toEqual({ kind: 'tcp', host: 'fd00::1', port: 9464 });
+    expect(parseMetricsAddress('unix:///run/knit/metrics.sock')).toEqual({ kind: 'unix', path: '/run/knit/metrics.sock' });
+  });
+
+  test.each([
+    ['9464', 'is not HOST:PORT or unix:///PATH'],
+    ['localhost:9464', 'has host "localhost", which is not an IPv4 address (names are not looked up)'],
+    ['127.0.0.1', 'is not HOST:PORT or unix:///PATH'],
+    ['127.0.0.1:0', 'has port 0, outside 1-65535'],
+    ['127.0.0.1:65536', 'has port 65536, outside 1-65535'],
+    ['127.0.0.1:123456', 'is not HOST:PORT or unix:///PATH'],
+    ['127.0.0.1:-1', 'is not HOST:PORT or unix:///PATH'],
+    ['256.0.0.1:9464', 'has host "256.0.0.1", which is not an IPv4 address'],
+    ['::1:9464', 'is not HOST:PORT or unix:///PATH'],
+    ['[::g]:9464', 'has host "::g", which is not an IPv6 address'],
+    ['http://127.0.0.1:9464/metrics', 'is not HOST:PORT or unix:///PATH'],
+    ['unix://run/knit.sock', 'is not unix:///PATH with an absolute path to a socket file'],
+    ['unix:///run/knit/', 'is not unix:///PATH with an absolute path to a socket file'],
+    ['unix:/run/knit.sock', 'is not unix:///PATH'],
+  ])('%p is refused at start, naming the variable and the forms it takes', (raw, why) => {
+    refused(() => parseConfig({ KNIT_METRICS: raw }), `KNIT_METRICS "${raw}" ${why}`);
+    refused(() => parseMetricsAddress(raw), 'give HOST:PORT with HOST an IP address (e.g. 127.0.0.1:9464 or [::1]:9464) or unix:///PATH; leave it unset to turn metrics off');
   });
 });

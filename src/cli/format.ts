@@ -31,6 +31,12 @@ export function storeLine(s: StoreStatus): string {
   return `${s.kind}, ${reach}, ${lease}`;
 }
 
+/** Where a scraper finds the metrics: an HTTP URL, or the unix socket and the path to ask on it. */
+export function metricsLine(m: NonNullable<StatusDocument['metrics']>): string {
+  if (!m.listening) return `NOT served on ${m.address} (${m.error ?? 'not listening'})`;
+  return m.address.startsWith('unix://') ? `${m.address}, GET /metrics` : `http://${m.address}/metrics`;
+}
+
 function networkLines(doc: StatusDocument): string[] {
   if (doc.networks.length === 0) return [heading('Networks', 'none')];
   const rows = doc.networks.map((n) => [n.id, n.vni !== undefined ? `${n.mode} vni ${n.vni}` : n.mode, n.subnets.join(' ') || '-', n.bridge, String(n.endpoints)]);
@@ -68,6 +74,7 @@ export function formatStatus(doc: StatusDocument): string {
   return [
     heading('Host', doc.host),
     heading('Store', storeLine(doc.store)),
+    ...(doc.metrics ? [heading('Metrics', metricsLine(doc.metrics))] : []),
     ...networkLines(doc),
     ...endpointLines(doc),
     ...peerLines(doc),

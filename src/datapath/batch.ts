@@ -8,14 +8,37 @@ import { type BatchLine, type BatchTool, type Batches, describeOp, renderBatches
 
 export type Log = (line: object) => void;
 
-/** Runs one batch process (stopping at the first error unless `force`) and logs it. */
-export type RunBatch = (a: { tool: BatchTool; lines: BatchLine[]; force: boolean }) => Promise<RunResult>;
+/**
+ * Runs one batch process (stopping at the first error unless `force`) and logs it; `calls`, given by group
+ * commit, is how many callers' work it carries.
+ */
+export type RunBatch = (a: { tool: BatchTool; lines: BatchLine[]; force: boolean; calls?: number }) => Promise<RunResult>;
 
-export function batchRunner(log: Log): RunBatch {
+/** One finished batch process, as the daemon's observer (metrics) sees it. */
+export interface BatchRun {
+  tool: BatchTool;
+  force: boolean;
+  lines: number;
+  /** Set for a shared (group-commit) batch: how many calls it carried. */
+  calls?: number;
+  durationMs: number;
+  exitCode: number;
+}
+
+/** Told of every batch process and of every change that failed; the kernel works the same without one. */
+export interface KernelObserver {
+  batch(b: BatchRun): void;
+  /** An apply (all or none) or a best-effort remove reported a failure to its caller. */
+  failed(what: 'apply' | 'remove'): void;
+}
+
+export function batchRunner(log: Log, observer?: KernelObserver): RunBatch {
   return async (a) => {
     const args = a.force ? ['-force', '-batch', '-'] : ['-batch', '-'];
     const r = await run({ tool: a.tool, args, input: a.lines.map((l) => `${l.text}\n`).join('') });
-    log({ event: 'batch', tool: a.tool, force: a.force, lines: a.lines.length, durationMs: r.durationMs, exitCode: r.exitCode });
+    const done: BatchRun = { tool: a.tool, force: a.force, lines: a.lines.length, calls: a.calls, durationMs: r.durationMs, exitCode: r.exitCode };
+    log({ event: 'batch', ...done });
+    observer?.batch(done);
     return r;
   };
 }

@@ -53,7 +53,7 @@ export class GroupCommit {
    */
   private async runGroup(group: SharedCall[]): Promise<void> {
     // A spawn failure rejects here, and flush hands it to every call of the group.
-    const r = await this.runBatch({ tool: 'ip', lines: group.flatMap((call) => call.lines), force: false });
+    const r = await this.runBatch({ tool: 'ip', lines: group.flatMap((call) => call.lines), force: false, calls: group.length });
     if (r.exitCode === 0) return group.forEach((call) => call.settle());
     const failure = parseBatchErrors(r.stderr, r.exitCode)[0];
     const { culprit, within } = attribute(group.map((call) => call.lines.length), failure.line);

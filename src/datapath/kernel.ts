@@ -3,7 +3,7 @@
 import type { Family } from '../addr/cidr.js';
 import { KnitError } from '../errors.js';
 import { ABSENT } from './batch-plan.js';
-import { BatchApplier, batchRunner, type Log } from './batch.js';
+import { BatchApplier, batchRunner, type KernelObserver, type Log } from './batch.js';
 import { Conntrack, type Flow } from './conntrack.js';
 import { run } from './exec.js';
 import { GroupCommit } from './group-commit.js';
@@ -16,6 +16,8 @@ import { readSysctl, writeSysctl } from './sysctl.js';
 
 export interface KernelOptions {
   log?: Log;
+  /** Told of each batch process and each failed change (the daemon's metrics). */
+  observer?: KernelObserver;
 }
 
 export class Kernel {
@@ -23,10 +25,12 @@ export class Kernel {
   private readonly shared: GroupCommit;
   private readonly conntrack: Conntrack;
   private readonly iptables: Iptables;
+  private readonly observer?: KernelObserver;
 
   constructor(options: KernelOptions = {}) {
     const log = options.log ?? (() => undefined);
-    const runBatch = batchRunner(log);
+    this.observer = options.observer;
+    const runBatch = batchRunner(log, options.observer);
     this.batches = new BatchApplier(runBatch, log);
     this.shared = new GroupCommit(runBatch, (applied) => this.batches.undo(applied));
     this.conntrack = new Conntrack(log);
@@ -37,15 +41,23 @@ export class Kernel {
   async apply(ops: Op[]): Promise<void> {
     const batches = renderBatches(ops);
     // Neighbour lines carry no line number when they fail, so only their own batch can tell which call failed.
-    if (!batches.bridge.length && batches.ip.length && !ops.some((op) => op.op.startsWith('neigh-'))) {
-      return this.shared.submit(ops, batches.ip);
-    }
-    return this.batches.apply(ops, batches);
+    const shared = !batches.bridge.length && batches.ip.length && !ops.some((op) => op.op.startsWith('neigh-'));
+    return this.told('apply', shared ? this.shared.submit(ops, batches.ip) : this.batches.apply(ops, batches));
   }
 
   /** Best-effort teardown: every op is tried, and "already gone" is success. */
   async remove(ops: Op[]): Promise<void> {
-    return this.batches.remove(ops);
+    return this.told('remove', this.batches.remove(ops));
+  }
+
+  /** The observer hears of a failure the caller gets; the caller gets it unchanged. */
+  private async told(what: 'apply' | 'remove', work: Promise<void>): Promise<void> {
+    try {
+      await work;
+    } catch (err) {
+      this.observer?.failed(what);
+      throw err;
+    }
   }
 
   /** Every link in this namespace with its kind, alias, master, MTU, state, MAC and global addresses. */

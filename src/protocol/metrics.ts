@@ -1,5 +1,15 @@
 // Per-call timing as knit served it: counts and latency percentiles over a bounded window per path.
+import type { ErrorKind } from '../errors.js';
+
 const WINDOW = 4096;
+
+/** How a call ended: 'ok', or the kind of the error it answered with. */
+export type CallOutcome = 'ok' | ErrorKind;
+
+/** Told of every call the route table served (the status document's timings, the daemon's metrics). */
+export interface CallObserver {
+  record(path: string, ms: number, outcome: CallOutcome): void;
+}
 
 interface Series {
   count: number;
@@ -8,14 +18,14 @@ interface Series {
   recent: number[];
 }
 
-export class CallMetrics {
+export class CallMetrics implements CallObserver {
   private readonly series = new Map<string, Series>();
 
-  record(path: string, ms: number, ok: boolean): void {
+  record(path: string, ms: number, outcome: CallOutcome): void {
     let s = this.series.get(path);
     if (!s) this.series.set(path, (s = { count: 0, errors: 0, recent: [] }));
     s.count++;
-    if (!ok) s.errors++;
+    if (outcome !== 'ok') s.errors++;
     if (s.recent.length < WINDOW) s.recent.push(ms);
     else s.recent[(s.count - 1) % WINDOW] = ms;
   }

@@ -7,12 +7,12 @@ import { dirname } from 'node:path';
 import { describe, KnitError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseBody } from './decode.js';
-import type { CallMetrics } from './metrics.js';
+import type { CallObserver } from './metrics.js';
 import type { Route } from './routes.js';
 
 export const MAX_BODY = '1mb';
 
-export function createApp(a: { routes: Record<string, Route>; log: Logger; ready?: Promise<void>; metrics?: CallMetrics }): express.Express {
+export function createApp(a: { routes: Record<string, Route>; log: Logger; ready?: Promise<void>; metrics?: CallObserver }): express.Express {
   const { routes, log, ready = Promise.resolve(), metrics } = a;
   // winston formats a message before its level is checked: the per-call line is built only when it is kept.
   const debug = log.isDebugEnabled();
@@ -30,11 +30,11 @@ export function createApp(a: { routes: Record<string, Route>; log: Logger; ready
       const reply = await route.handle(parseBody(req.body));
       send(res, 200, reply);
       const ms = elapsedMs(started);
-      metrics?.record(req.path, ms, true);
+      metrics?.record(req.path, ms, 'ok');
       if (debug) log.debug('call', { path: req.path, ms });
     } catch (err) {
       const msg = describe(err);
-      metrics?.record(req.path, elapsedMs(started), false);
+      metrics?.record(req.path, elapsedMs(started), err instanceof KnitError ? err.kind : 'internal');
       log[err instanceof KnitError && err.kind !== 'internal' ? 'info' : 'error']('call failed', {
         path: req.path, ms: elapsedMs(started), error: msg,
       });
@@ -63,19 +63,25 @@ const elapsedMs = (start: bigint): number => Number((process.hrtime.bigint() - s
 
 /** Listens on a root-only unix socket, replacing a stale socket file but never a live one. */
 export async function listen(app: express.Express, socket: string): Promise<Server> {
-  await mkdir(dirname(socket), { recursive: true, mode: 0o755 });
-  await removeStaleSocket(socket);
-  // The socket is created root-only: no window in which another user could connect.
-  const umask = process.umask(0o177);
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = serverFor(app).listen(socket, () => resolve(s));
-    s.once('error', reject);
-  }).finally(() => process.umask(umask));
-  await chmod(socket, 0o600);
+  const server = await listenUnix(serverFor(app), socket);
   // dockerd keeps idle connections for 30 s; closing sooner races its reuse (docs/protocol.md, Connections).
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 70_000;
   server.requestTimeout = 60_000;
+  return server;
+}
+
+/** `server` on a unix socket created root-only (0600), replacing a stale socket file but never a live one. */
+export async function listenUnix(server: Server, socket: string): Promise<Server> {
+  await mkdir(dirname(socket), { recursive: true, mode: 0o755 });
+  await removeStaleSocket(socket);
+  // The socket is created root-only: no window in which another user could connect.
+  const umask = process.umask(0o177);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socket, () => (server.off('error', reject), resolve()));
+  }).finally(() => process.umask(umask));
+  await chmod(socket, 0o600);
   return server;
 }
 

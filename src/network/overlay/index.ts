@@ -20,7 +20,7 @@ import type { Datapath } from '../datapath.js';
 import type { EndpointRecord, NetworkRecord } from '../records.js';
 import { segmentKey } from './keys.js';
 import type { HostLease } from './lease.js';
-import { Peers } from './peers.js';
+import { Peers, type SegmentStats } from './peers.js';
 import { endpointKey, endpointValue } from './publication.js';
 import { Segments, type SegmentSpec } from './segments.js';
 import type { HostRecordWatch } from './watch.js';
@@ -58,6 +58,11 @@ export class Overlay {
 
   get underlayMtu(): number {
     return this.deps.underlay.mtu;
+  }
+
+  /** Per local segment: the other hosts and endpoints on it and the entries programmed (for metrics). */
+  segmentStats(): SegmentStats[] {
+    return this.peers.stats();
   }
 
   /** Before the lease starts: this host's overlay networks and endpoints, from its local records. */

@@ -15,6 +15,14 @@ export interface HostLeaseDeps {
   ttlSeconds: number;
 }
 
+/** What the lease is doing, for metrics: held or not, its records, and how often it was granted and lost. */
+export interface LeaseStats {
+  held: boolean;
+  records: number;
+  grants: number;
+  losses: number;
+}
+
 /** Run after every (re)connect, in the order added, with the revision the host's records were written at. */
 export type ConnectedHook = (revision: number) => Promise<void>;
 
@@ -28,12 +36,18 @@ export class HostLease {
   private readonly hooks: ConnectedHook[] = [];
   private stopped = false;
   private reconnecting = false;
+  private grants = 0;
+  private losses = 0;
 
   constructor(private readonly deps: HostLeaseDeps) {}
 
   /** The lease now held; undefined while the store is unreachable or the lease was lost. */
   current(): Lease | undefined {
     return this.lease;
+  }
+
+  stats(): LeaseStats {
+    return { held: this.lease !== undefined, records: this.records.size, grants: this.grants, losses: this.losses };
   }
 
   onConnected(hook: ConnectedHook): void {
@@ -97,7 +111,9 @@ export class HostLease {
     for (const [key, value] of this.records) writes.push({ key, value, lease });
     const revision = await commitInBatches(this.deps.cluster, writes);
     this.lease = lease;
+    this.grants++;
     lease.onLost(() => {
+      this.losses++;
       if (this.lease === lease) this.lease = undefined;
       this.deps.log.warn('cluster lease lost; re-publishing when the store answers', { store: this.deps.cluster.kind });
       this.reconnect();

@@ -9,6 +9,17 @@ import { K, parseEndpointKey, type PublishedEndpoint } from './keys.js';
 import { desiredEntries, diffEntries, type Entries, type RemoteEndpoint } from './plan.js';
 import type { HostRecords } from './watch.js';
 
+/** One local segment as metrics show it: the other hosts and endpoints on it, and the entries programmed. */
+export interface SegmentStats {
+  segment: string;
+  device: string;
+  hosts: number;
+  endpoints: number;
+  /** Absent while knit does not know what the device holds (before the first programming, after a failure). */
+  fdb?: number;
+  neigh?: number;
+}
+
 export class Peers implements HostRecords {
   readonly prefix = K.endpoints;
   private readonly local = new Map<string, string>(); // segment -> VXLAN device
@@ -36,6 +47,17 @@ export class Peers implements HostRecords {
   detach(segment: string, device: string): void {
     this.local.delete(segment);
     this.programmed.delete(device);
+  }
+
+  stats(): SegmentStats[] {
+    return [...this.local].map(([segment, device]) => {
+      const remotes = [...(this.remotes.get(segment)?.values() ?? [])];
+      const programmed = this.programmed.get(device);
+      return {
+        segment, device, hosts: new Set(remotes.map((r) => r.host)).size, endpoints: remotes.length,
+        ...(programmed ? { fdb: programmed.fdb.size, neigh: programmed.neigh.size } : {}),
+      };
+    });
   }
 
   async reset(entries: Entry[]): Promise<void> {
