@@ -7,6 +7,7 @@ import { datapath } from './datapath.js';
 import { dns } from './dns.js';
 import { ipam } from './ipam.js';
 import { lifecycle } from './lifecycle.js';
+import { macvlan } from './macvlan.js';
 import { names } from './names.js';
 import { overlay } from './overlay.js';
 import { overlayLifecycle } from './overlay-lifecycle.js';
@@ -37,6 +38,7 @@ export const BENCHMARKS: Benchmark[] = [
   { id: 'dns', title: '8. Resolver', budgetMs: { full: 1 * MIN, quick: 0.5 * MIN }, graceMs: 1 * MIN, run: dns },
   { id: 'names', title: '9. Names across hosts', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: names },
   { id: 'overlay-lifecycle', title: '10. Container lifecycle: knit overlay against knit bridge', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: overlayLifecycle },
+  { id: 'macvlan', title: '11. Macvlan', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: macvlan },
 ];
 
 /** Parts of issue 6 not measured yet; each becomes a module in BENCHMARKS. Empty: every part has one. */

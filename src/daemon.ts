@@ -8,6 +8,7 @@ import { Kernel } from './datapath/kernel.js';
 import { describe, KnitError } from './errors.js';
 import { sweep } from './maintenance.js';
 import { Ipam } from './ipam/service.js';
+import { HostAddresses } from './ipam/host-addresses.js';
 import { parseCidr } from './addr/cidr.js';
 import type { Logger } from './log.js';
 import { reconcile } from './network/doctor.js';
@@ -119,7 +120,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const segments = overlay?.segments ?? new Segments({ cluster, hostId, log });
   const firewall = new IptablesFirewall(kernel, log);
   let sweepSoon = (): void => undefined;
+  // Addresses on knit's own links (bridge gateways) are IPAM's already, and go with their networks.
+  const ownAddresses = async () => (await kernel.links()).filter((l) => !l.alias?.startsWith('knit:')).flatMap((l) => l.addrs.map((c) => c.split('/')[0]));
+  const hostAddrs = new HostAddresses({ store: cluster, hostId, own: ownAddresses, log });
+  const refreshHostAddrs = () => hostAddrs.refresh().catch((err) => log.warn('could not publish or read the knit hosts\' addresses', { error: describe(err) }));
   const ipam = new Ipam({
+    hostAddresses: () => hostAddrs.all(),
     onPoolReleased: () => sweepSoon(),
     store: cluster,
     hostId,
@@ -157,6 +163,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, hints }), log, ready, metrics: observer });
   const server: Server = await listen(app, config.socket);
   await reconcile({ driver, kernel, firewall, log, initial: true });
+  await refreshHostAddrs();
   overlay?.load(await driver.networks(), await driver.endpoints());
   await lease?.start();
   markReady();
@@ -180,7 +187,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   }
   // What a crash interrupted (a network dockerd gave up on, an address never used) goes at once.
   await sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
-  const runSweep = () => void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
+  const runSweep = () => {
+    void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
+    void refreshHostAddrs();
+  };
   const timer = setInterval(runSweep, SWEEP_INTERVAL_MS);
   timer.unref();
   // Quarantine and reclaim of hosts whose lease lapsed (cluster stores only).
@@ -188,7 +198,12 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ? setInterval(() => {
         lease.liveHosts()
           .then((live) => ipam.reclaimLost({ live, now: Date.now(), afterMs: config.reclaimAfterSeconds * 1000 }))
-          .then((reclaimed) => segments.forgetHosts(reclaimed))
+          .then(async (reclaimed) => {
+            await segments.forgetHosts(reclaimed);
+            await hostAddrs.forget(reclaimed);
+            // Other hosts' addresses, freshly: a host that just started is known within one tick.
+            await hostAddrs.reload();
+          })
           .catch((err) => log.warn('liveness check failed', { error: describe(err) }));
       }, LIVENESS_INTERVAL_MS)
     : undefined;
@@ -212,6 +227,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       server.closeAllConnections();
       await closed;
       await names?.stop();
+      hostAddrs.stop();
       watch?.close();
       await lease?.stop();
       if (cluster !== local) await cluster.close();

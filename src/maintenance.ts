@@ -39,8 +39,9 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
   // Stale: joined, but its veth is gone (it lost its namespace: dockerd's own teardown did not reach us), or not
   // joined long after it was made or left (dockerd never got the CreateEndpoint reply, or the DeleteEndpoint after
   // a Leave never reached knit: either way dockerd gave up on it, released its address and will never delete it).
+  // A macvlan endpoint's one link (hostIf = peerIf) moves into its container: nothing of a joined one stays here to check.
   const stale = (e: EndpointRecord): boolean =>
-    e.sandboxKey !== undefined ? !links.has(e.hostIf) : now - Date.parse(e.leftAt ?? e.createdAt) > ENDPOINT_GRACE_MS;
+    e.sandboxKey !== undefined ? e.hostIf !== e.peerIf && !links.has(e.hostIf) : now - Date.parse(e.leftAt ?? e.createdAt) > ENDPOINT_GRACE_MS;
   for (const ep of endpoints) {
     if (stale(ep) && (await driver.deleteEndpoint(ep.networkId, ep.id, stale))) report.staleEndpoints++;
   }

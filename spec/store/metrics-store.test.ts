@@ -101,7 +101,7 @@ describe('what metrics read from the overlay: HostLease.stats() and Peers.stats(
     const applied: Op[] = [];
     const kernel: Datapath = {
       apply: async (ops) => void applied.push(...ops), remove: async () => undefined, links: async () => [],
-      vxlanEntries: async () => ({ fdb: new Set(), neigh: new Map() }), flushConntrack: async () => undefined,
+      vxlanEntries: async () => ({ fdb: new Set(), neigh: new Map() }), flushConntrack: async () => undefined, setSysctl: async () => undefined,
     };
     const peers = new Peers({ kernel, log });
     const remote = (sk: string, host: string, id: string, mac: string, ip: string) => ({ key: K.endpoint(sk, host, id), value: endpointValue(`198.18.0.${host.length}`, { mac, address: `${ip}/24` }), revision: 1 });

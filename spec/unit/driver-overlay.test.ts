@@ -29,6 +29,7 @@ const kernel: Datapath = {
   links: async () => [],
   vxlanEntries: async () => ({ fdb: new Set(), neigh: new Map() }),
   flushConntrack: async () => undefined,
+  setSysctl: async () => undefined,
 };
 const firewall = { syncNetwork: async () => undefined, removeNetwork: async () => undefined };
 const ipam = {} as IpamApi;

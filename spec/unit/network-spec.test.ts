@@ -30,7 +30,7 @@ describe('network options', () => {
     [{ 'com.docker.network.bridge.enable_icc': 'maybe' }, /enable_icc="maybe" is not a boolean/],
     [{ 'com.docker.network.driver.mtu': '9x' }, /mtu="9x" must be a whole number/],
     [{ 'com.docker.network.driver.mtu': '50' }, /from 68 to 65535/],
-    [{ 'knit.mode': 'macvlan' }, /must be bridge or overlay/],
+    [{ 'knit.mode': 'ipvlan' }, /"ipvlan" must be bridge, overlay or macvlan/],
     [{ 'knit.vni': '5' }, /only applies to knit.mode=overlay/],
     [{ 'knit.mode': 'overlay', 'knit.vni': '16777216' }, /from 1 to 16777215/],
     [{ 'com.docker.network.bridge.host_binding_ipv4': 'localhost' }, /not an IP address/],

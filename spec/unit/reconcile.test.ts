@@ -37,7 +37,7 @@ describe('the boot reconcile planner, branch by branch', () => {
   const veth = (over: Partial<LinkState> = {}): LinkState => ({ ...link('knh-cccccccc', 'veth', 'knit:ep:cccccccccccc'), master: 'kn-bbbbbbbbbbbb', ...over });
 
   test('everything in place: no repair, no orphan, no finding', () => {
-    expect(planReconcile({ nets: [bridge], eps: [ep({ sandboxKey: '/var/run/docker/netns/x' })], links: [br(), veth()] })).toEqual({ repairs: [], orphans: [], findings: [] });
+    expect(planReconcile({ nets: [bridge], eps: [ep({ sandboxKey: '/var/run/docker/netns/x' })], links: [br(), veth()] })).toEqual({ repairs: [], orphans: [], findings: [], unusedParents: [] });
   });
 
   test('a missing bridge is re-created whole, with its gateways', () => {
@@ -64,7 +64,7 @@ describe('the boot reconcile planner, branch by branch', () => {
 
   test('an endpoint of no known network is reported and left alone', () => {
     const plan = planReconcile({ nets: [], eps: [ep()], links: [] });
-    expect(plan).toEqual({ repairs: [], orphans: [], findings: ['endpoint cccccccccccc belongs to no known network'] });
+    expect(plan).toEqual({ repairs: [], orphans: [], findings: ['endpoint cccccccccccc belongs to no known network'], unusedParents: [] });
   });
 
   test('a missing veth of an endpoint not yet joined is re-created; of a joined one, only reported (its namespace went)', () => {
@@ -72,7 +72,7 @@ describe('the boot reconcile planner, branch by branch', () => {
     expect(created.repairs).toEqual([{ finding: 'veth knh-cccccccc of endpoint cccccccccccc was missing', ops: planEndpoint(bridge, ep()) }]);
     expect(created.repairs[0].ops).toMatchObject([{ op: 'veth-add', name: 'knh-cccccccc', peer: 'knc-cccccccc', master: 'kn-bbbbbbbbbbbb', peerMac: '02:42:0a:3c:00:02' }]);
     const joined = planReconcile({ nets: [bridge], eps: [ep({ sandboxKey: '/var/run/docker/netns/x' })], links: [br()] });
-    expect(joined).toEqual({ repairs: [], orphans: [], findings: ['veth knh-cccccccc of joined endpoint cccccccccccc is gone (its container\'s namespace went away)'] });
+    expect(joined).toEqual({ repairs: [], orphans: [], findings: ['veth knh-cccccccc of joined endpoint cccccccccccc is gone (its container\'s namespace went away)'], unusedParents: [] });
   });
 
   test.each([

@@ -1,4 +1,5 @@
 // Validation of every name and value that reaches a kernel command line, and the names knit derives from Docker IDs.
+import { createHash } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
 import { badRequest } from '../errors.js';
 import type { LinkRole } from './ops.js';
@@ -130,6 +131,12 @@ export const bridgeName = (networkId: string): string => `kn-${id12(networkId, '
 export function vethNames(endpointId: string): { host: string; peer: string } {
   const id = id12(endpointId, 'endpoint ID');
   return { host: `knh${id}`, peer: `knc${id}` };
+}
+
+/** A locally administered unicast MAC derived from an ID (an endpoint's; a host leg's), so replays and re-creations give the same one. */
+export function macFor(id: string): string {
+  const h = createHash('sha256').update(id).digest();
+  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
 export const vxlanName = (vni: number): string => `knv${validateVni(vni)}`;

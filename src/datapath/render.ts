@@ -3,6 +3,7 @@ import type { Op } from './ops.js';
 import {
   validateAddrLabel, validateAlias, validateCidr, validateFdbMac, validateIfName, validateIp, validateMac, validateMtu, validatePort, validateVni, ZERO_MAC,
 } from './names.js';
+import { describeMacvlanOp, renderMacvlanOp } from './render-macvlan.js';
 
 export type BatchTool = 'ip' | 'bridge';
 
@@ -66,6 +67,11 @@ export function renderOp(op: Op): Rendered {
       const label = op.op === 'addr-add' && op.label !== undefined ? ['label', validateAddrLabel(op.label, op.dev)] : [];
       return ip(['addr', op.op === 'addr-add' ? 'add' : 'del', cidr, 'dev', validateIfName(op.dev), ...label, ...nodad]);
     }
+    case 'macvlan-add':
+    case 'vlan-add':
+    case 'route-add':
+    case 'route-del':
+      return ip(...renderMacvlanOp(op));
     case 'link-master':
       return ip(['link', 'set', validateIfName(op.name), 'master', validateIfName(op.master)]);
     case 'link-up':
@@ -113,7 +119,11 @@ export function undoOp(op: Op): Op | undefined {
     case 'bridge-add':
     case 'vxlan-add':
     case 'veth-add':
+    case 'macvlan-add':
+    case 'vlan-add':
       return { op: 'link-del', name: op.name };
+    case 'route-add':
+      return { op: 'route-del', dst: op.dst, dev: op.dev };
     case 'addr-add':
       return { op: 'addr-del', dev: op.dev, cidr: op.cidr };
     case 'fdb-add':
@@ -131,6 +141,11 @@ export function describeOp(op: Op): string {
     case 'bridge-add': return `creating bridge ${op.name}`;
     case 'vxlan-add': return `creating VXLAN device ${op.name} (VNI ${op.vni})`;
     case 'veth-add': return `creating veth pair ${op.name}/${op.peer}`;
+    case 'macvlan-add':
+    case 'vlan-add':
+    case 'route-add':
+    case 'route-del':
+      return describeMacvlanOp(op);
     case 'addr-add': return `adding address ${op.cidr} to ${op.dev}`;
     case 'addr-del': return `removing address ${op.cidr} from ${op.dev}`;
     case 'link-master': return `attaching ${op.name} to ${op.master}`;

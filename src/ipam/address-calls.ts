@@ -71,6 +71,7 @@ async function claimGateway(l: Ledger, a: { book: AddressBook; pool: PoolRecord;
 
 async function claimStatic(l: Ledger, book: AddressBook, ip: bigint): Promise<bigint> {
   const text = formatIp(book.subnet.family, ip);
+  if (l.deps.hostAddresses?.().has(text)) throw conflict(`address ${text} is an address of a knit host (on one of its interfaces); choose another`);
   const key = keys.addr(subnetKey(book.subnet), text);
   const taken = conflict(`address ${text} is already in use in ${formatCidr(book.subnet)}`);
   // The cache may be stale when other hosts share the pool: the store decides.

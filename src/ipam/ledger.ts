@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { decode, encode } from '../store/records.js';
 import { commitInBatches, type Entry, type Store, type Write } from '../store/types.js';
 import { AddressBook } from './allocator.js';
+import { markHeld } from './host-addresses.js';
 import type { PoolSpec } from './pools.js';
 import { type AddressKind, type AddressRecord, keys, type PoolRecord } from './records.js';
 
@@ -14,6 +15,8 @@ export interface IpamDeps {
   /** Networks on the host's links that a chosen pool must not overlap (on-link routes). */
   reservedNetworks: () => Promise<Cidr[]>;
   log: Logger;
+  /** Addresses knit hosts hold on their interfaces (host-addresses.ts): never handed out. */
+  hostAddresses?: () => ReadonlySet<string>;
   /** Told after this host let a pool go (the network using it may now be an orphan). */
   onPoolReleased?: (subnet: string) => void;
 }
@@ -47,15 +50,18 @@ export class Ledger {
     });
   }
 
+  /** The pool's addresses in use: records, plus the addresses knit hosts hold (these have no record, and are re-marked each time). */
   async book(subnet: Cidr, range?: Cidr): Promise<AddressBook> {
     const sk = subnetKey(subnet);
-    const cached = this.books.get(sk);
-    if (cached) return cached;
-    const book = new AddressBook(subnet, range);
-    for (const e of await this.store.list(keys.addrs(sk))) {
-      book.take(parseIp(e.key.slice(keys.addrs(sk).length)).value);
+    let book = this.books.get(sk);
+    if (!book) {
+      book = new AddressBook(subnet, range);
+      for (const e of await this.store.list(keys.addrs(sk))) {
+        book.take(parseIp(e.key.slice(keys.addrs(sk).length)).value);
+      }
+      this.books.set(sk, book);
     }
-    this.books.set(sk, book);
+    markHeld(book, this.deps.hostAddresses?.());
     return book;
   }
 

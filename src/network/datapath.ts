@@ -9,4 +9,5 @@ export interface Datapath {
   links(): Promise<LinkState[]>;
   vxlanEntries(dev: string): Promise<VxlanEntries>;
   flushConntrack(flows: Array<{ proto: string; port: number; family: 4 | 6 }>): Promise<void>;
+  setSysctl(name: string, value: string): Promise<void>;
 }

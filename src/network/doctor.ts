@@ -17,8 +17,8 @@ export interface DoctorReport {
 
 export async function reconcile(a: { driver: NetworkDriver; kernel: Datapath; firewall: IptablesFirewall; log: Logger; initial: boolean }): Promise<DoctorReport> {
   const { driver, kernel, firewall, log } = a;
-  const [nets, eps, links] = await Promise.all([driver.networks(), driver.endpoints(), kernel.links()]);
-  const plan = planReconcile({ nets, eps, links });
+  const [nets, eps, links, made] = await Promise.all([driver.networks(), driver.endpoints(), kernel.links(), driver.macvlan.made()]);
+  const plan = planReconcile({ nets, eps, links, made });
   const report: DoctorReport = { findings: plan.findings, repaired: 0, removed: 0, failures: [], firewallJumpsFixed: 0 };
   for (const r of plan.repairs) {
     try {
@@ -31,6 +31,13 @@ export async function reconcile(a: { driver: NetworkDriver; kernel: Datapath; fi
   if (plan.orphans.length) {
     await kernel.remove(plan.orphans);
     report.removed = plan.orphans.length;
+  }
+  for (const net of nets) {
+    await driver.macvlan.tuneHostLeg(net).catch((err) => report.failures.push(`host leg ${net.bridge}: ${describe(err)}`));
+  }
+  if (plan.unusedParents.length) {
+    await driver.macvlan.drop(plan.unusedParents);
+    report.removed += plan.unusedParents.length;
   }
   const dockerBridges = links.filter((l) => l.kind === 'bridge' && isDockerBridge(l.name)).map((l) => l.name).sort();
   if (a.initial) {

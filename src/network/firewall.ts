@@ -14,7 +14,8 @@ export interface Iptables {
 const NETWORK_CHAIN = /^:(KNIT-(?:IN|OUT)-[0-9a-f]{12}) /;
 
 /** IPv6 rules exist only for networks with an IPv6 subnet (as Docker does): a host without one runs no ip6tables-restore. */
-const inFamily = (family: FamilyNo) => (n: NetworkRecord): boolean => family === 4 || n.ipv6.length > 0;
+/** Macvlan networks have no chains: their traffic goes from the container to the parent's wire, past the host's netfilter. */
+const inFamily = (family: FamilyNo) => (n: NetworkRecord): boolean => n.mode !== 'macvlan' && (family === 4 || n.ipv6.length > 0);
 
 export class IptablesFirewall implements Firewall {
   private readonly nets = new Map<string, NetworkRecord>();

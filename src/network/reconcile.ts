@@ -1,12 +1,14 @@
 // Pure: compares the records with what the kernel holds and plans the repairs, with a report.
-import type { LinkOp, LinkState } from '../datapath/ops.js';
+import type { LinkOp, LinkState, Op } from '../datapath/ops.js';
+import { isMacvlan } from './macvlan/plan.js';
+import { planMacvlanReconcile } from './macvlan/reconcile.js';
 import { planEndpoint, planNetwork } from './plan.js';
 import type { EndpointRecord, NetworkRecord } from './records.js';
 
 export interface Repair {
   /** Human-readable: what was wrong. */
   finding: string;
-  ops: LinkOp[];
+  ops: Op[];
 }
 
 export interface ReconcilePlan {
@@ -14,15 +16,18 @@ export interface ReconcilePlan {
   /** Links knit made that no record owns any more. */
   orphans: LinkOp[];
   findings: string[];
+  /** 802.1q sub-interfaces knit made that no network uses: removed, and so is their record. */
+  unusedParents: string[];
 }
 
 const ALIAS = /^knit:(net|ep|vx):([0-9a-f]{12})$/;
 
-export function planReconcile(a: { nets: NetworkRecord[]; eps: EndpointRecord[]; links: LinkState[] }): ReconcilePlan {
+export function planReconcile(a: { nets: NetworkRecord[]; eps: EndpointRecord[]; links: LinkState[]; made?: string[] }): ReconcilePlan {
   const byName = new Map(a.links.map((l) => [l.name, l]));
-  const repairs: Repair[] = [];
-  const findings: string[] = [];
-  for (const net of a.nets) {
+  const macvlan = planMacvlanReconcile({ ...a, made: a.made ?? [] });
+  const repairs: Repair[] = [...macvlan.repairs];
+  const findings: string[] = [...macvlan.findings];
+  for (const net of a.nets.filter((n) => !isMacvlan(n))) {
     const br = byName.get(net.bridge);
     if (!br) {
       repairs.push({ finding: `bridge ${net.bridge} of network ${net.id.slice(0, 12)} was missing`, ops: planNetwork(net) });
@@ -41,6 +46,8 @@ export function planReconcile(a: { nets: NetworkRecord[]; eps: EndpointRecord[];
     const link = byName.get(ep.hostIf);
     if (!net) {
       findings.push(`endpoint ${ep.id.slice(0, 12)} belongs to no known network`);
+    } else if (isMacvlan(net)) {
+      continue;
     } else if (!link && !ep.sandboxKey) {
       repairs.push({ finding: `veth ${ep.hostIf} of endpoint ${ep.id.slice(0, 12)} was missing`, ops: planEndpoint(net, ep) });
     } else if (!link) {
@@ -62,5 +69,5 @@ export function planReconcile(a: { nets: NetworkRecord[]; eps: EndpointRecord[];
     orphans.push({ op: 'link-del', name: l.name });
     findings.push(`link ${l.name} (${l.alias}) has no record`);
   }
-  return { repairs, orphans, findings: [...repairs.map((r) => r.finding), ...findings] };
+  return { repairs, orphans, findings: [...repairs.map((r) => r.finding), ...findings], unusedParents: macvlan.unused };
 }

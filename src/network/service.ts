@@ -6,6 +6,7 @@ import type { JoinReply, NetworkDeps } from './driver/deps.js';
 import { type EndpointRequest, Endpoints } from './driver/endpoints.js';
 import { External } from './driver/external.js';
 import { Networks } from './driver/networks.js';
+import { MacvlanParents } from './macvlan/parents.js';
 import { DriverState } from './driver/state.js';
 
 export type { Datapath } from './datapath.js';
@@ -16,10 +17,13 @@ export class NetworkDriver {
   private readonly nets: Networks;
   private readonly eps: Endpoints;
   private readonly external: External;
+  /** Macvlan parents knit made, and the host legs' settings: Networks uses them, and so does the doctor. */
+  readonly macvlan: MacvlanParents;
 
   constructor(deps: NetworkDeps) {
     this.state = new DriverState(deps);
-    this.nets = new Networks(this.state);
+    this.macvlan = new MacvlanParents(deps);
+    this.nets = new Networks(this.state, this.macvlan);
     this.eps = new Endpoints(this.state);
     this.external = new External(this.state);
   }

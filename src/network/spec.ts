@@ -1,8 +1,9 @@
 // Pure: a CreateNetwork request's options turned into a validated network spec (strict on -o options).
 import { badRequest } from '../errors.js';
 import { type Cidr, contains, formatCidr, formatIp, parseAddrCidr, parseCidr } from '../addr/cidr.js';
+import { MACVLAN_OPT, macvlanSpec, type MacvlanSpec, refuseMacvlanOptions } from './macvlan/spec.js';
 
-export type Mode = 'bridge' | 'overlay';
+export type Mode = 'bridge' | 'overlay' | 'macvlan';
 
 export interface IpamConfig {
   /** The IPAM driver's name for the space the pool came from (ours: knit-local, knit-global). */
@@ -30,6 +31,8 @@ export interface NetworkSpec {
   internal: boolean;
   hostBindingIpv4?: string;
   vni?: number;
+  /** Set on macvlan networks (whose `bridge` is the name of their host leg, when they have one). */
+  macvlan?: MacvlanSpec;
   /** The pools came from knit's own IPAM (so a released pool means the network is gone). */
   knitIpam: boolean;
   ipv4: SubnetSpec[];
@@ -46,7 +49,7 @@ export const OPT = {
   vni: 'knit.vni',
 } as const;
 
-const KNOWN = new Set<string>(Object.values(OPT));
+const KNOWN = new Set<string>([...Object.values(OPT), ...Object.values(MACVLAN_OPT)]);
 
 /** Go's strconv.ParseBool, which Docker uses for these options. */
 export function parseBool(key: string, value: unknown): boolean {
@@ -99,7 +102,7 @@ export function parseGeneric(generic: unknown): Record<string, string> {
 export function buildSpec(req: { id: string; options: Record<string, unknown>; ipv4: IpamConfig[]; ipv6: IpamConfig[]; defaultBridge: string }): NetworkSpec {
   const o = parseGeneric(req.options['com.docker.network.generic']);
   const mode = o[OPT.mode] ?? 'bridge';
-  if (mode !== 'bridge' && mode !== 'overlay') throw badRequest(`option ${OPT.mode}="${mode}" must be bridge or overlay`);
+  if (mode !== 'bridge' && mode !== 'overlay' && mode !== 'macvlan') throw badRequest(`option ${OPT.mode}="${mode}" must be bridge, overlay or macvlan`);
   const internal = req.options['com.docker.network.internal'] === undefined ? false : parseBool('com.docker.network.internal', req.options['com.docker.network.internal']);
   const enableV4 = req.options['com.docker.network.enable_ipv4'];
   if (enableV4 !== undefined && !parseBool('com.docker.network.enable_ipv4', enableV4)) {
@@ -123,6 +126,8 @@ export function buildSpec(req: { id: string; options: Record<string, unknown>; i
     spec.vni = parseInteger(OPT.vni, o[OPT.vni], 1, 16777215);
   }
   if (o[OPT.hostBinding] !== undefined) spec.hostBindingIpv4 = hostBinding(o[OPT.hostBinding]);
+  if (mode === 'macvlan') spec.macvlan = macvlanSpec(o, parseBool);
+  else refuseMacvlanOptions(o, mode);
   return spec;
 }
 

@@ -30,6 +30,8 @@ export interface ChurnResult {
   /** When the last operation or crash ended (for the leak sweep's grace period). */
   lastAt: number;
   byOp: Record<string, { ok: number; failed: number }>;
+  /** Successful runs and connects per network: which networks the churn really exercised. */
+  joins: Record<string, number>;
 }
 
 interface Tracked {
@@ -79,7 +81,7 @@ function plan(r: Rand, o: ChurnOptions, mine: Map<string, Tracked>, next: () => 
 export async function churn(c: FaultCluster, o: ChurnOptions, tally: Tally): Promise<ChurnResult> {
   const r = prng(o.seed);
   const deadline = Date.now() + o.timeMs;
-  const result: ChurnResult = { ops: 0, failed: 0, crashes: 0, lastAt: Date.now(), byOp: {} };
+  const result: ChurnResult = { ops: 0, failed: 0, crashes: 0, lastAt: Date.now(), byOp: {}, joins: {} };
   const minCrashes = o.crashes?.min ?? 0;
   const more = (): boolean => Date.now() < deadline && (result.ops < o.ops || result.crashes < minCrashes);
   let serial = 0;
@@ -94,6 +96,8 @@ export async function churn(c: FaultCluster, o: ChurnOptions, tally: Tally): Pro
       const tallyOp = (result.byOp[p.op] ??= { ok: 0, failed: 0 });
       if (ok) tallyOp.ok++;
       else tallyOp.failed++;
+      const joined = p.op === 'run' ? p.args[p.args.indexOf('--network') + 1] : p.op === 'connect' ? p.args[2] : undefined;
+      if (ok && joined) result.joins[joined] = (result.joins[joined] ?? 0) + 1;
       tally.op(ok);
       if (ok && p.after) mine.set(p.name, p.after);
       else if (ok) mine.delete(p.name);

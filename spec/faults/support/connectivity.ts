@@ -1,4 +1,5 @@
-// Every running container on a knit network reaches a peer: another host's container on an overlay, else one on its host, else the gateway.
+// Every running container on a knit network reaches a peer: another host's container on an overlay or macvlan network,
+// else one on its host, else the gateway.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FaultCluster } from './fault-cluster.js';
 import type { ClusterView, DockerEndpoint, HostView } from './view.js';
@@ -11,7 +12,7 @@ interface Target {
 function target(v: ClusterView, h: HostView, e: DockerEndpoint): Target {
   const net = h.networks.find((n) => n.id === e.networkId);
   const subnet = net?.ipv4[0]?.subnet;
-  if (net?.mode === 'overlay') {
+  if (net?.mode === 'overlay' || net?.mode === 'macvlan') {
     for (const other of v.hosts.filter((o) => o !== h)) {
       const ids = new Set(other.networks.filter((n) => n.ipv4[0]?.subnet === subnet).map((n) => n.id));
       const peer = other.docker.find((d) => ids.has(d.networkId));

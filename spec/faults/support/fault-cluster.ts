@@ -63,12 +63,18 @@ export class FaultCluster {
     return this.hosts[i].docker(args, opts);
   }
 
-  /** On every host: a knit bridge network `bridge` and a knit overlay `overlay` on `subnet`. */
-  async createNetworks(a: { bridge: string; overlay: string; subnet: string }): Promise<void> {
+  /**
+   * On every host: a knit bridge network `bridge` and a knit overlay `overlay` on `subnet`; and with `macvlan`, a knit
+   * macvlan network on the underlay (parent ul0, its subnet, the store's address as router) whose --ip-range holds
+   * the hosts' own addresses, which knit must never hand out.
+   */
+  async createNetworks(a: { bridge: string; overlay: string; subnet: string; macvlan?: string }): Promise<void> {
     const knit = ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit'];
+    const lan = ['-o', 'knit.mode=macvlan', '-o', 'parent=ul0', '--subnet', '198.18.0.0/24', '--ip-range', '198.18.0.0/25', '--gateway', STORE_IP];
     for (let i = 0; i < this.hosts.length; i++) {
       await this.docker(i, [...knit, a.bridge]);
       await this.docker(i, [...knit, '-o', 'knit.mode=overlay', '--subnet', a.subnet, a.overlay]);
+      if (a.macvlan) await this.docker(i, [...knit, ...lan, a.macvlan]);
     }
   }
 

@@ -56,6 +56,11 @@ export function uniqueAddresses(v: ClusterView): string[] {
     for (const d of h.docker) claim(`${netSubnet.get(d.networkId) ?? d.networkId} ${d.ip}`, `${h.name}/${id12(d.endpointId)}`);
     for (const e of h.endpoints) if (e.address) claim(`${netSubnet.get(e.networkId)} ${ip(e.address)}`, `${h.name}/${id12(e.id)}`);
   }
+  // Nor is a host's own address (a macvlan network shares the hosts' LAN).
+  const hostIps = new Map(v.hosts.filter((h) => h.underlayIp).map((h) => [h.underlayIp, h.name]));
+  for (const h of v.hosts) {
+    for (const d of h.docker) if (hostIps.has(d.ip)) out.push(`${d.ip} of ${h.name}/${d.container} is the own address of host ${hostIps.get(d.ip)}`);
+  }
   return out;
 }
 
@@ -109,12 +114,14 @@ export function linksMatch(v: ClusterView): string[] {
   for (const h of v.hosts) {
     const want = new Map<string, string>();
     for (const n of h.networks) {
-      want.set(n.bridge, `bridge of ${id12(n.id)}`);
+      // A macvlan network has a link on the host only with its host leg, named as a bridge would be.
+      if (!n.macvlan || n.macvlan.hostLeg) want.set(n.bridge, `${n.macvlan ? 'host leg' : 'bridge'} of ${id12(n.id)}`);
       if (n.mode === 'overlay' && n.vni) want.set(`knv${n.vni}`, `VXLAN of ${id12(n.id)}`);
     }
     const peers = new Set<string>();
     for (const e of h.endpoints) {
-      want.set(e.hostIf, `veth of ${id12(e.id)}`);
+      // A macvlan endpoint has one link (hostIf = peerIf), which is in its container once joined.
+      if (e.hostIf !== e.peerIf || !e.sandboxKey) want.set(e.hostIf, `${e.hostIf === e.peerIf ? 'macvlan' : 'veth'} of ${id12(e.id)}`);
       // The container end lives in the container once joined; before that it is in the host.
       if (!e.sandboxKey) want.set(e.peerIf, `veth peer of ${id12(e.id)}`);
       peers.add(e.peerIf);
@@ -160,7 +167,8 @@ export function firewallMatches(v: ClusterView): string[] {
   for (const h of v.hosts) {
     const lines = h.iptables.split('\n');
     const chains = new Set(lines.map((l) => /^:KNIT-(?:IN|OUT)-([0-9a-f]{12}) /.exec(l)?.[1]).filter((x): x is string => !!x));
-    const nets = new Set(h.networks.map((n) => id12(n.id)));
+    // Macvlan networks have no chains: their traffic does not pass the host's netfilter.
+    const nets = new Set(h.networks.filter((n) => !n.macvlan).map((n) => id12(n.id)));
     out.push(...setDiff(`${h.name} per-network chains`, chains, nets));
     const bridges = new Set(h.networks.map((n) => n.bridge));
     for (const l of lines.filter((x) => x.startsWith('-A KNIT-FORWARD'))) {

@@ -3,6 +3,7 @@ import { conflict } from '../../errors.js';
 import { validateMac } from '../../datapath/names.js';
 import { contains, parseAddrCidr } from '../../addr/cidr.js';
 import { short } from '../../log.js';
+import { hostRoutes, isMacvlan } from '../macvlan/plan.js';
 import { endpointNames, macFor, planEndpoint, planEndpointRemoval } from '../plan.js';
 import { type EndpointRecord, keys, type NetworkRecord } from '../records.js';
 import type { JoinReply } from './deps.js';
@@ -36,9 +37,10 @@ export class Endpoints {
         }
         return { mac };
       }
-      const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId), mac, ...dnsServersOf(net, req.options), ports: [], createdAt: new Date().toISOString() };
+      const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId, net), mac, ...dnsServersOf(net, req.options), ports: [], createdAt: new Date().toISOString() };
       if (req.address) ep.address = req.address;
       if (req.addressV6) ep.addressV6 = req.addressV6;
+      if (isMacvlan(net) && net.macvlan.hostLeg) ep.hostRoutes = hostRoutes(net, ep);
       await this.s.save(keys.endpoint(net.id, ep.id), ep);
       try {
         await this.s.deps.kernel.apply(planEndpoint(net, ep));
@@ -99,9 +101,12 @@ export class Endpoints {
     });
   }
 
-  /** Internal networks have no default route: the first knit endpoint of a sandbox gets a /32 to knit's resolver. */
+  /**
+   * Internal networks have no default route: the first knit endpoint of a sandbox gets a /32 to knit's resolver.
+   * Not on macvlan: the route's next hop would be the LAN's router, which cannot reach the host's resolver.
+   */
   private async dnsRoutes(net: NetworkRecord, ep: EndpointRecord, sandboxKey: string): Promise<StaticRoute[]> {
-    if (!net.internal || !this.s.deps.dnsResolver) return [];
+    if (!net.internal || !this.s.deps.dnsResolver || isMacvlan(net)) return [];
     const internal = new Set((await this.s.networks()).filter((n) => n.internal).map((n) => n.id));
     const others = (await this.s.endpoints()).map((e) => ({ ep: e, internal: internal.has(e.networkId) }));
     return planDnsRoute({ resolver: this.s.deps.dnsResolver, net, ep, sandboxKey, others });

@@ -1,5 +1,7 @@
 // Published ports (ProgramExternalConnectivity / RevokeExternalConnectivity): assigned, saved, then firewalled.
+import { badRequest } from '../../errors.js';
 import { short } from '../../log.js';
+import { isMacvlan } from '../macvlan/plan.js';
 import { assignPorts, parsePortMap } from '../ports.js';
 import { type EndpointRecord, keys, type PortMapping } from '../records.js';
 import { flowsOf, PORTS, type DriverState } from './state.js';
@@ -13,6 +15,9 @@ export class External {
         const net = await this.s.requireNetwork(req.networkId);
         const ep = await this.s.requireEndpoint(req.networkId, req.endpointId);
         const reqs = parsePortMap(req.options['com.docker.network.portmap'], net.hostBindingIpv4 ?? '0.0.0.0');
+        if (isMacvlan(net) && reqs.length) {
+          throw badRequest('macvlan networks have no published ports: each container has its own address on the LAN; leave out -p and reach it there');
+        }
         if (net.internal || (reqs.length === 0 && ep.ports.length === 0)) return;
         const all = await this.s.endpoints();
         const taken = all.filter((e) => e.id !== ep.id).flatMap((e) => e.ports);

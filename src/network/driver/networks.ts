@@ -3,13 +3,14 @@ import { badRequest, conflict } from '../../errors.js';
 import { bridgeName, validateIfName } from '../../datapath/names.js';
 import { short } from '../../log.js';
 import { VXLAN_OVERHEAD } from '../overlay/plan.js';
+import type { MacvlanParents } from '../macvlan/parents.js';
 import { planNetwork, planNetworkRemoval } from '../plan.js';
 import { keys, type NetworkRecord } from '../records.js';
 import { buildSpec, type IpamConfig, type NetworkSpec } from '../spec.js';
 import { ALL, type DriverState } from './state.js';
 
 export class Networks {
-  constructor(private readonly s: DriverState) {}
+  constructor(private readonly s: DriverState, private readonly parents: MacvlanParents) {}
 
   async create(req: { id: string; options: Record<string, unknown>; ipv4: IpamConfig[]; ipv6: IpamConfig[] }): Promise<void> {
     const spec = buildSpec({ ...req, defaultBridge: bridgeName(req.id) });
@@ -20,9 +21,11 @@ export class Networks {
       await this.checkBridge(spec.bridge);
       const net: NetworkRecord = { ...spec, createdAt: new Date().toISOString() };
       if (net.mode === 'overlay') await this.joinSegment(net);
+      await this.parents.prepare(net, await this.s.networks());
       await this.s.save(keys.network(net.id), net);
       try {
         await this.s.deps.kernel.apply(planNetwork(net));
+        await this.parents.tuneHostLeg(net);
         await this.s.deps.firewall.syncNetwork(net, []);
         if (net.mode === 'overlay') await this.s.overlayFor(net).attach(net);
       } catch (err) {
@@ -46,6 +49,7 @@ export class Networks {
     await this.s.undo(() => this.s.deps.firewall.removeNetwork(net));
     await this.s.forget(keys.network(net.id));
     if (net.mode === 'overlay') await this.s.undo(() => this.s.overlayFor(net).leaveSegment(net.ipv4[0].subnet));
+    await this.s.undo(async () => this.parents.release(net, await this.s.networks()));
   }
 
   /** The segment's VNI, this host's VTEP and the MTU the VXLAN headers leave, into the record. */
@@ -82,6 +86,8 @@ export class Networks {
         if (ov) for (const ep of eps) await this.s.undo(() => ov.unpublish(net, ep));
         await this.s.deps.kernel.remove(planNetworkRemoval(net, eps));
         await this.s.deps.firewall.removeNetwork(net);
+        // Best effort: a sub-interface left behind is removed by the next reconcile (no network uses it).
+        await this.s.undo(async () => this.parents.release(net, await this.s.networks()));
         // Best effort: if the store is away, the sweep leaves the segment later (reconcileSegments).
         if (ov) await this.s.undo(() => ov.leaveSegment(net.ipv4[0].subnet));
         this.s.deps.log.info('network deleted', { network: short(id), bridge: net.bridge, staleEndpoints: eps.length });

@@ -1,0 +1,64 @@
+// IPAM never hands out an address a knit host holds: each host publishes its own, the others watch (real embedded store).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { HostAddresses } from '../../src/ipam/host-addresses.js';
+import { Ipam } from '../../src/ipam/service.js';
+import { createLogger } from '../../src/log.js';
+import { openLocalStore } from '../../src/store/local.js';
+import type { Store } from '../../src/store/types.js';
+import { until } from './contract.js';
+
+const log = createLogger('error');
+let dir: string;
+let store: Store;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'knit-hostaddr-'));
+  store = await openLocalStore(dir);
+});
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A knit host: its published addresses and its IPAM, over the shared store. */
+function host(id: string, own: string[]) {
+  const addrs = new HostAddresses({ store, hostId: id, own: async () => own, log });
+  const ipam = new Ipam({ store, hostId: id, defaultPools: [], reservedNetworks: async () => [], log, hostAddresses: () => addrs.all() });
+  return { addrs, ipam };
+}
+
+test('no host\'s own address is handed out, dynamically or as --ip, and a host that publishes later is seen at once', async () => {
+  const a = host('hosta', ['10.9.0.1', 'fe80::1', '192.0.2.7']);
+  await a.addrs.refresh();
+  const b = host('hostb', ['10.9.0.3']);
+  expect([...a.addrs.all()].sort()).toEqual(['10.9.0.1', '192.0.2.7', 'fe80::1']);
+  await b.addrs.refresh();
+  await until('host A to see host B\'s address', () => a.addrs.all().has('10.9.0.3'));
+  const { poolId } = await a.ipam.requestPool({ pool: '10.9.0.0/29', v6: false });
+  await b.ipam.requestPool({ pool: '10.9.0.0/29', v6: false });
+  // Usable: .1 to .6; .1 is host A's, .3 host B's. The gateway nobody chose is the lowest free one.
+  expect(await a.ipam.requestAddress({ poolId, gateway: true })).toBe('10.9.0.2/29');
+  const got = [];
+  for (let i = 0; i < 3; i++) got.push(await (i % 2 ? b : a).ipam.requestAddress({ poolId, gateway: false }));
+  expect(got.sort()).toEqual(['10.9.0.4/29', '10.9.0.5/29', '10.9.0.6/29']);
+  await expect(a.ipam.requestAddress({ poolId, gateway: false })).rejects.toThrow(/no free address left in subnet 10.9.0.0\/29/);
+  await expect(b.ipam.requestAddress({ poolId, address: '10.9.0.1', gateway: false })).rejects.toThrow(/10.9.0.1 is an address of a knit host/);
+  a.addrs.stop();
+  b.addrs.stop();
+});
+
+test('a host\'s addresses are republished when they change, and forgotten with the host', async () => {
+  const own = ['10.9.0.1'];
+  const a = host('hosta', own);
+  const b = host('hostb', []);
+  await a.addrs.refresh();
+  await b.addrs.refresh();
+  own.push('10.9.0.2');
+  await a.addrs.refresh();
+  await until('host B to see host A\'s new address', () => b.addrs.all().has('10.9.0.2'));
+  await b.addrs.forget(['hosta']);
+  await until('host A\'s addresses to go', () => b.addrs.all().size === 0);
+  a.addrs.stop();
+  b.addrs.stop();
+});
