@@ -111,6 +111,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const ipam = new Ipam({
     onPoolReleased: () => sweepSoon(),
     store: cluster,
+    // With a cluster store, addresses come from blocks and this host's ledger of them stays in its own store.
+    local: cluster !== local ? local : undefined,
     hostId,
     defaultPools: config.defaultPools,
     reservedNetworks: async () => (await kernel.onLinkRoutes()).map((r) => parseCidr(r, 'route', false)),
