@@ -38,6 +38,10 @@ export class BlockBook {
     return this.ledger.has(ip);
   }
 
+  hasRecord(ip: bigint): boolean {
+    return this.records.has(ip);
+  }
+
   isTaken(ip: bigint): boolean {
     return this.ledger.has(ip) || this.records.has(ip);
   }

@@ -52,9 +52,9 @@ export async function releaseHanded(l: Ledger, key: string): Promise<true> {
  * writing it there; undefined when it is not one of this host's block addresses (the store's records decide).
  */
 export async function ensureHanded(l: Ledger, book: BlockBook | undefined, ip: bigint): Promise<'ok' | 'restored' | undefined> {
-  if (!book?.holds(ip)) return undefined;
+  // A record in the store means another claim holds it too (the block was lost and claimed again): the record decides.
+  if (!book?.holds(ip) || book.hasRecord(ip)) return undefined;
   if (book.inLedger(ip)) return 'ok';
-  if (book.isTaken(ip)) return undefined;
   await enter(l, book, ip);
   return 'restored';
 }
