@@ -12,7 +12,10 @@ export class BlockBook {
   private readonly records = new Set<bigint>();
   /** Taken addresses (ledger or record) per held block, to skip full blocks at once. */
   private readonly used = new Map<bigint, number>();
+  /** Ledger addresses per held block: a block with none is empty. */
+  private readonly handed = new Map<bigint, number>();
   private cursor?: bigint;
+  private sorted?: bigint[];
   /** When the held blocks were last read back from the store (ms). */
   checkedAt = 0;
   /** A block claim in flight: concurrent requests wait for it rather than claim one each. */
@@ -20,8 +23,10 @@ export class BlockBook {
 
   constructor(readonly g: Geometry) {}
 
+  /** Held block bases in address order (kept sorted between changes: next() reads them on every call). */
   blocks(): bigint[] {
-    return [...this.held.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    this.sorted ??= [...this.held.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return this.sorted;
   }
 
   revision(base: bigint): number | undefined {
@@ -49,16 +54,19 @@ export class BlockBook {
   own(base: bigint, revision: number): void {
     if (this.held.has(base)) return void this.held.set(base, revision);
     this.held.set(base, revision);
+    this.sorted = undefined;
     const { first, last } = usableOf(this.g, base);
-    let n = 0;
-    for (const ip of new Set([...this.ledger, ...this.records])) if (ip >= first && ip <= last) n++;
-    this.used.set(base, n);
+    const inside = (ip: bigint) => ip >= first && ip <= last;
+    this.used.set(base, [...new Set([...this.ledger, ...this.records])].filter(inside).length);
+    this.handed.set(base, [...this.ledger].filter(inside).length);
   }
 
   /** Stops handing out from a block (released or reclaimed); its ledger addresses stay until released. */
   disown(base: bigint): void {
     this.held.delete(base);
+    this.sorted = undefined;
     this.used.delete(base);
+    this.handed.delete(base);
     const { first, last } = usableOf(this.g, base);
     for (const ip of this.records) if (ip >= first && ip <= last) this.records.delete(ip);
   }
@@ -69,19 +77,21 @@ export class BlockBook {
     if (set.has(ip)) return;
     const before = this.isTaken(ip);
     set.add(ip);
-    if (!before) this.count(ip, 1);
+    if (!before) this.count(this.used, ip, 1);
+    if (as === 'ledger') this.count(this.handed, ip, 1);
   }
 
   release(ip: bigint, as: 'ledger' | 'record'): void {
     const set = as === 'ledger' ? this.ledger : this.records;
     if (!set.delete(ip)) return;
-    if (!this.isTaken(ip)) this.count(ip, -1);
+    if (!this.isTaken(ip)) this.count(this.used, ip, -1);
+    if (as === 'ledger') this.count(this.handed, ip, -1);
   }
 
-  private count(ip: bigint, delta: number): void {
+  private count(counts: Map<bigint, number>, ip: bigint, delta: number): void {
     const base = blockOf(this.g, ip);
-    if (base === undefined || !this.used.has(base)) return;
-    this.used.set(base, this.used.get(base)! + delta);
+    if (base === undefined || !counts.has(base)) return;
+    counts.set(base, counts.get(base)! + delta);
   }
 
   /** Whether some held block has a free address. */
@@ -119,11 +129,7 @@ export class BlockBook {
 
   /** Held blocks with nothing of this host's ledger in them (records do not count: the store keeps those). */
   private emptyBlocks(): bigint[] {
-    return this.blocks().filter((base) => {
-      const { first, last } = usableOf(this.g, base);
-      for (const ip of this.ledger) if (ip >= first && ip <= last) return false;
-      return true;
-    });
+    return this.blocks().filter((base) => this.handed.get(base) === 0);
   }
 
   /**
