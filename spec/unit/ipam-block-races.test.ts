@@ -62,7 +62,7 @@ test('a static address whose claim loses to a block claim around it is refused, 
   poolId = set.poolId;
   await expect(set.hosts[1].ipam.requestAddress({ poolId, gateway: false, address: '10.70.0.245' })).rejects.toMatchObject({
     kind: 'conflict',
-    message: expect.stringMatching(/^address 10\.70\.0\.245 lies in block 10\.70\.0\.240\/28, which host a holds .*may already be in use; .*--ip-range/),
+    message: expect.stringMatching(/^address 10\.70\.0\.245 is possibly already in use: it lies in block 10\.70\.0\.240\/28, which host a holds .*--ip-range/),
   });
   expect(race.counts).toEqual({ fired: 1, lost: 1 });
   expect((await records(cluster.store, keys.addrs(SK))).size).toBe(0);

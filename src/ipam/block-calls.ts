@@ -193,7 +193,7 @@ export async function blockState(l: Ledger, subnet: Cidr, range: Cidr | undefine
 /** The error for an address in another host's block. */
 export function inOtherBlock(ip: string, s: { holder: string; block: string }): Error {
   return conflict(
-    `address ${ip} lies in block ${s.block}, which host ${s.holder} holds and hands out from itself, so it may already be in use; ` +
+    `address ${ip} is possibly already in use: it lies in block ${s.block}, which host ${s.holder} holds and hands out from itself; ` +
       'choose an address outside the blocks in use (knit claims them from the top of the range down), or give the network an --ip-range and use --ip outside it',
   );
 }
