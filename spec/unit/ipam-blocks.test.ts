@@ -112,6 +112,32 @@ describe('hand-out through a cluster store', () => {
     expect(counted.counts.commits).toBe(1 + 2 + 2);
   });
 
+  test('the sweep sees ledger addresses as this host\'s dynamic ones, and a leaked one goes back through the ledger', async () => {
+    const mine = await local();
+    const { ipam } = ipamOn(cluster.store, 'a', { local: mine });
+    const { poolId } = await ipam.requestPool({ pool: '10.65.0.0/24', v6: false });
+    const ip = (await ipam.requestAddress({ poolId, gateway: false })).split('/')[0];
+    const owned = await ipam.ownAddresses();
+    expect(owned).toEqual([{ key: keys.handed('10.65.0.0_24', ip), ip, subnet: '10.65.0.0/24', record: expect.objectContaining({ host: 'a', kind: 'dynamic' }) }]);
+    expect(await ipam.ensureOwned('10.65.0.0/24', ip)).toBe('ok');
+    await ipam.releaseOwned(owned[0].key);
+    expect(await ipam.ownAddresses()).toEqual([]);
+    // Back in the block: with the rest of the block taken, it is handed out again.
+    const again = [];
+    for (let i = 0; i < 15; i++) again.push((await ipam.requestAddress({ poolId, gateway: false })).split('/')[0]);
+    expect(again).toContain(ip);
+  });
+
+  test('IPv6 pools hand out from /122 blocks, from the top of the subnet', async () => {
+    const { ipam } = ipamOn(cluster.store, 'a', { local: await local() });
+    const { poolId } = await ipam.requestPool({ pool: 'fd00:66::/64', v6: true });
+    expect(await ipam.requestAddress({ poolId, gateway: true })).toBe('fd00:66::1/64');
+    expect(await ipam.requestAddress({ poolId, gateway: false })).toBe('fd00:66::ffff:ffff:ffff:ffc0/64');
+    expect(await blocks()).toEqual(['a fd00:66::ffff:ffff:ffff:ffc0/122']);
+    await ipam.releaseAddress(poolId, 'fd00:66::ffff:ffff:ffff:ffc0');
+    expect(await blocks()).toEqual(['a fd00:66::ffff:ffff:ffff:ffc0/122']);
+  });
+
   test('a pool too small for blocks keeps one record per address', async () => {
     const { ipam } = ipamOn(cluster.store, 'a', { local: await local() });
     const { poolId } = await ipam.requestPool({ pool: '10.63.0.0/26', v6: false });
