@@ -138,6 +138,19 @@ describe('hand-out through a cluster store', () => {
     expect(await blocks()).toEqual(['a fd00:66::ffff:ffff:ffff:ffc0/122']);
   });
 
+  test('a PoolID with another ip-range than the blocks tile is refused and changes nothing', async () => {
+    const mine = await local();
+    const { ipam } = ipamOn(cluster.store, 'a', { local: mine });
+    const { poolId } = await ipam.requestPool({ pool: '10.66.0.0/24', v6: false });
+    const ip = (await ipam.requestAddress({ poolId, gateway: false })).split('/')[0];
+    await expect(ipam.releaseAddress('knit:10.66.0.0/24~10.66.0.0/25', ip)).rejects.toMatchObject({
+      kind: 'conflict',
+      message: 'pool 10.66.0.0/24 hands out from the whole subnet on this host, not ip-range 10.66.0.0/25; nothing was changed',
+    });
+    expect([...(await records(mine, keys.ledgerPrefix)).keys()]).toEqual([keys.handed('10.66.0.0_24', ip)]);
+    expect(await blocks()).toEqual(['a 10.66.0.240/28']);
+  });
+
   test('a pool too small for blocks keeps one record per address', async () => {
     const { ipam } = ipamOn(cluster.store, 'a', { local: await local() });
     const { poolId } = await ipam.requestPool({ pool: '10.63.0.0/26', v6: false });

@@ -25,6 +25,15 @@ export async function blockBook(l: Ledger, subnet: Cidr, range?: Cidr): Promise<
   if (!l.deps.local) return undefined;
   const sk = subnetKey(subnet);
   let book = l.blockBooks.get(sk);
+  if (book && (book.g.range ? formatCidr(book.g.range) : '') !== (range ? formatCidr(range) : '')) {
+    // Another ip-range: a pool made again while this host was away may start afresh, once nothing of the old one
+    // is held or being handed out (a hand-out enters the ledger before it awaits anything); else it is a mistake.
+    if (book.blocks().length > 0 || book.ledgerEntries().length > 0) {
+      throw conflict(`pool ${formatCidr(subnet)} hands out from ${book.g.range ? `ip-range ${formatCidr(book.g.range)}` : 'the whole subnet'} on this host, not ${range ? `ip-range ${formatCidr(range)}` : 'the whole subnet'}; nothing was changed`);
+    }
+    l.blockBooks.delete(sk);
+    book = undefined;
+  }
   if (!book) {
     const g = geometry(subnet, range);
     if (!g) return undefined;
