@@ -128,6 +128,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     hostAddresses: () => hostAddrs.all(),
     onPoolReleased: () => sweepSoon(),
     store: cluster,
+    // With a cluster store, addresses come from blocks and this host's ledger of them stays in its own store.
+    local: cluster !== local ? local : undefined,
     hostId,
     defaultPools: config.defaultPools,
     reservedNetworks: async () => (await kernel.onLinkRoutes()).map((r) => parseCidr(r, 'route', false)),
@@ -171,7 +173,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     // The scrape's own reads go to the unwrapped store: they are not knit's store traffic.
     served = await serveMetrics({ address: config.metrics, metrics: exported, log, sources: {
       spawned: spawnCounts, lease: lease && (() => lease.stats()), segments: overlay && (() => overlay.segmentStats()),
-      ipam: () => readUsage(rawCluster, hostId), dns: () => names?.resolver?.stats(),
+      ipam: () => readUsage(rawCluster, hostId, rawLocal), dns: () => names?.resolver?.stats(),
     } });
   }
   // Names across hosts (issue 13), after the socket answers: the engine may be waiting for knit at its own start.

@@ -42,10 +42,12 @@ export function recordingLog(): { log: Logger; lines: LogLine[] } {
   return { log, lines };
 }
 
-export function ipamOn(store: Store, hostId: string, extra: { defaultPools?: PoolSpec[]; reserved?: Cidr[]; released?: string[] } = {}) {
+export function ipamOn(store: Store, hostId: string, extra: { defaultPools?: PoolSpec[]; reserved?: Cidr[]; released?: string[]; local?: Store; hostAddresses?: () => ReadonlySet<string> } = {}) {
   const { log, lines } = recordingLog();
   const ipam = new Ipam({
     store,
+    local: extra.local,
+    hostAddresses: extra.hostAddresses,
     hostId,
     defaultPools: extra.defaultPools ?? [],
     reservedNetworks: async () => extra.reserved ?? [],
@@ -53,6 +55,16 @@ export function ipamOn(store: Store, hostId: string, extra: { defaultPools?: Poo
     onPoolReleased: (subnet) => extra.released?.push(subnet),
   });
   return { ipam, lines };
+}
+
+/** Counts the commits that write below `prefix` (the cluster store's cost of a call). */
+export function counting(store: Store, prefix: string) {
+  const counts = { commits: 0 };
+  const wrapped = withCommit(store, (writes, checks) => {
+    if (writes.some((w) => w.key.startsWith(prefix))) counts.commits++;
+    return store.commit(writes, checks);
+  });
+  return { store: wrapped, counts };
 }
 
 /** `store` with its commit replaced; everything else goes to `store`. */

@@ -24,15 +24,22 @@ const usage = summarizeUsage({
     entry('ipam/addrs/10.2.0.0_24/10.2.0.9', { host: 'other', kind: 'dynamic' }),
     entry('ipam/addrs/10.9.0.0_24/10.9.0.9', { host: 'me', kind: 'dynamic' }),
   ],
+  blocks: [
+    entry('ipam/blocks/10.1.0.0_24/10.1.0.240', { host: 'me', block: '10.1.0.240/28' }),
+    entry('ipam/blocks/10.1.0.0_24/10.1.0.224', { host: 'gone', block: '10.1.0.224/28' }),
+    entry('ipam/blocks/10.1.0.0_24/10.1.0.208', { host: 'other', block: '10.1.0.208/28' }),
+    entry('ipam/blocks/10.9.0.0_24/10.9.0.240', { host: 'me', block: '10.9.0.240/28' }),
+  ],
+  ledger: [entry('ipam/ledger/10.1.0.0_24/10.1.0.240', {}), entry('ipam/ledger/10.1.0.0_24/10.1.0.241', {})],
   lost: [entry('ipam/lost/gone', { since: '2026-12-03T00:00:00Z' })],
 });
 
 describe('IPAM usage (pure)', () => {
-  test('per pool: taken by anyone, by this host, by quarantined hosts; an address without a pool record is left out', () => {
+  test('per pool: taken by anyone, by this host (records and its ledger), by quarantined hosts; blocks alike; records without a pool record are left out', () => {
     expect(usage).toEqual({
       pools: [
-        { subnet: '10.1.0.0/24', held: true, inUse: 4, mine: 2, quarantined: 2 },
-        { subnet: '10.2.0.0/24', held: false, inUse: 1, mine: 0, quarantined: 0 },
+        { subnet: '10.1.0.0/24', held: true, inUse: 6, mine: 4, quarantined: 2, blocks: 3, blocksMine: 1, blocksQuarantined: 1 },
+        { subnet: '10.2.0.0/24', held: false, inUse: 1, mine: 0, quarantined: 0, blocks: 0, blocksMine: 0, blocksQuarantined: 0 },
       ],
       quarantinedHosts: 1,
     });
@@ -124,10 +131,14 @@ describe('SourceMetrics: what other parts hold, read at each scrape', () => {
     expect(value(text, 'knit_overlay_fdb_entries', { segment: '10.60.0.0_24' })).toBeUndefined();
     expect(value(text, 'knit_ipam_pools')).toBe(2);
     expect(value(text, 'knit_ipam_pools_held')).toBe(1);
-    expect(value(text, 'knit_ipam_addresses_in_use', { pool: '10.1.0.0/24' })).toBe(4);
-    expect(value(text, 'knit_ipam_addresses_held', { pool: '10.1.0.0/24' })).toBe(2);
+    expect(value(text, 'knit_ipam_addresses_in_use', { pool: '10.1.0.0/24' })).toBe(6);
+    expect(value(text, 'knit_ipam_addresses_held', { pool: '10.1.0.0/24' })).toBe(4);
     expect(value(text, 'knit_ipam_addresses_quarantined', { pool: '10.1.0.0/24' })).toBe(2);
     expect(value(text, 'knit_ipam_quarantined_hosts')).toBe(1);
+    expect(value(text, 'knit_ipam_blocks', { pool: '10.1.0.0/24' })).toBe(3);
+    expect(value(text, 'knit_ipam_blocks_held', { pool: '10.1.0.0/24' })).toBe(1);
+    expect(value(text, 'knit_ipam_blocks_quarantined', { pool: '10.1.0.0/24' })).toBe(1);
+    expect(value(text, 'knit_ipam_blocks', { pool: '10.2.0.0/24' })).toBe(0);
     expect(value(text, 'knit_dns_queries_total')).toBe(9);
     expect(value(text, 'knit_dns_outcomes_total', { outcome: 'forwarded' })).toBe(3);
     expect(value(text, 'knit_dns_forwards_inflight')).toBe(2);
@@ -157,7 +168,7 @@ describe('SourceMetrics: what other parts hold, read at each scrape', () => {
     expect(value(text, 'knit_lease_held')).toBe(1);
     fail = false;
     await s.refresh();
-    expect(value(await m.registry.metrics(), 'knit_ipam_addresses_in_use', { pool: '10.1.0.0/24' })).toBe(4);
+    expect(value(await m.registry.metrics(), 'knit_ipam_addresses_in_use', { pool: '10.1.0.0/24' })).toBe(6);
   });
 
   test('a segment that went away disappears at the next scrape', async () => {

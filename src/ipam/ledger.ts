@@ -3,13 +3,20 @@ import { type Cidr, parseCidr, parseIp, subnetKey } from '../addr/cidr.js';
 import type { Logger } from '../log.js';
 import { decode, encode } from '../store/records.js';
 import { commitInBatches, type Entry, type Store, type Write } from '../store/types.js';
+import { KeyedLock } from '../util/keyed-lock.js';
 import { AddressBook } from './allocator.js';
+import type { BlockBook } from './block-book.js';
 import { markHeld } from './host-addresses.js';
 import type { PoolSpec } from './pools.js';
 import { type AddressKind, type AddressRecord, keys, type PoolRecord } from './records.js';
 
 export interface IpamDeps {
   store: Store;
+  /**
+   * This host's own store, given when `store` is a cluster store: pools then hand out addresses in blocks, each
+   * claimed with one compare-and-set, and this store keeps the ledger of what the host handed out from them.
+   */
+  local?: Store;
   hostId: string;
   defaultPools: PoolSpec[];
   /** Networks on the host's links that a chosen pool must not overlap (on-link routes). */
@@ -31,6 +38,10 @@ export interface HeldPool {
 export class Ledger {
   /** Taken addresses per subnet key; a cache only: the store's compare-and-set decides. */
   readonly books = new Map<string, AddressBook>();
+  /** This host's blocks per subnet key, and its ledger of what it handed out from them (authoritative, not a cache). */
+  readonly blockBooks = new Map<string, BlockBook>();
+  /** Changes to a pool's set of held blocks (claim, give back, read back) run one at a time per subnet key. */
+  readonly blockLocks = new KeyedLock();
 
   constructor(readonly deps: IpamDeps) {}
 

@@ -3,6 +3,7 @@
 import { type Cidr, containsCidr, type Family, formatCidr, parseCidr, sameCidr, subnetKey } from '../addr/cidr.js';
 import { badRequest, conflict } from '../errors.js';
 import { decode, encode } from '../store/records.js';
+import { blocksHeld, dropLedger } from './block-own.js';
 import type { HeldPool, Ledger } from './ledger.js';
 import { chooseSubnet, isAnySubnet, overlapping, parsePoolId, poolId, type PoolSpec, resized, sameRange } from './pools.js';
 import { type AddressRecord, keys, type PoolRecord } from './records.js';
@@ -97,8 +98,9 @@ export async function releasePoolOnce(l: Ledger, id: string): Promise<true | und
   const addrs = await l.store.list(keys.addrs(sk));
   const mine = addrs.filter((a) => hosts.length === 0 || decode<AddressRecord>(a).host === l.hostId);
   const keep = hosts.length > 0 && record.gateway ? keys.addr(sk, record.gateway) : undefined;
-  // Addresses go before the pool record, so a crash in between leaves a pool, never orphans.
-  await l.deleteAll(mine.filter((a) => a.key !== keep));
+  // Addresses and blocks go before the pool record, so a crash in between leaves a pool, never orphans.
+  await dropLedger(l, sk);
+  await l.deleteAll([...mine.filter((a) => a.key !== keep), ...(await blocksHeld(l, sk, hosts.length ? l.hostId : undefined))]);
   if ((await l.commitHosts({ entry, record }, hosts)) === null) return undefined;
   l.books.delete(sk);
   l.deps.log.info('pool released', { pool: record.subnet, remainingHosts: hosts.length });

@@ -1,8 +1,10 @@
 // Sweeps: quarantine and reclaim the pools and addresses of hosts that went away, and repair this host's own
 // address records. Each call is one attempt: undefined means a compare-and-set lost and the caller re-reads
 // and tries again, so a lost race never leaves a half-done reclaim reported as done.
-import { parseCidr, subnetKey } from '../addr/cidr.js';
+import { parseCidr, parseIp, subnetKey } from '../addr/cidr.js';
 import { decode, encode } from '../store/records.js';
+import { blockState } from './block-calls.js';
+import { blocksHeld, bookOf, ensureHanded, forgetHanded, ledgerAddresses, type OwnAddress, releaseHanded } from './block-own.js';
 import type { HeldPool, Ledger } from './ledger.js';
 import { type AddressRecord, keys, type PoolRecord } from './records.js';
 
@@ -66,20 +68,22 @@ async function dropHost(l: Ledger, p: HeldPool, host: string): Promise<boolean> 
     const r = decode<AddressRecord>(a);
     return hosts.length === 0 || (r.host === host && r.kind !== 'gateway');
   });
-  await l.deleteAll(theirs);
+  // Its blocks too: quarantined with it until now, free for any host from here on.
+  await l.deleteAll([...theirs, ...(await blocksHeld(l, subnetKey(p.subnet), hosts.length === 0 ? undefined : host))]);
   return (await l.commitHosts(p, hosts)) !== null;
 }
 
-/** Every address record this host holds, for reconciliation with endpoints. */
-export async function ownAddresses(l: Ledger): Promise<Array<{ key: string; ip: string; subnet: string; record: AddressRecord }>> {
+/** Every address record this host holds, and the addresses it handed out from its blocks, for reconciliation with endpoints. */
+export async function ownAddresses(l: Ledger): Promise<OwnAddress[]> {
   const entries = await l.store.list('ipam/addrs/');
-  return entries
+  const records = entries
     .map((e) => ({ e, record: decode<AddressRecord>(e) }))
     .filter(({ record }) => record.host === l.hostId)
     .map(({ e, record }) => {
       const [, , sk, ip] = e.key.split('/');
       return { key: e.key, ip, subnet: sk.replace('_', '/'), record };
     });
+  return [...records, ...(await ledgerAddresses(l))];
 }
 
 /** Whether this host holds the pool of `subnet` (a network whose pool was released is gone). */
@@ -92,16 +96,25 @@ export async function holdsPool(l: Ledger, subnet: string): Promise<boolean> {
 export async function ensureOwnedOnce(l: Ledger, subnet: string, ip: string): Promise<'ok' | 'restored' | 'taken' | undefined> {
   const cidr = parseCidr(subnet);
   const sk = subnetKey(cidr);
+  const value = parseIp(ip).value;
+  const book = await bookOf(l, cidr);
+  const handed = await ensureHanded(l, book, value);
+  if (handed) return handed;
   const entry = await l.store.get(keys.addr(sk, ip));
   if (entry) return decode<AddressRecord>(entry).host === l.hostId ? 'ok' : 'taken';
-  // Lost: someone claimed it between the read and the write; the next attempt reads whose it is.
-  if ((await l.store.commit([l.addressWrite(cidr, ip, 'static')])) === null) return undefined;
+  // Not in a block of this host (any more): a record of its own, if no other host's block holds the address.
+  const s = await blockState(l, cidr, book?.g.range, value);
+  if (s.state === 'other') return 'taken';
+  // Lost: someone claimed it (or its block) between the read and the write; the next attempt reads again.
+  if ((await l.store.commit([l.addressWrite(cidr, ip, 'static')], s.checks)) === null) return undefined;
+  await forgetHanded(l, book, value);
   l.books.delete(sk);
   return 'restored';
 }
 
 /** Deletes one of this host's address records found by ownAddresses (leak clean-up). */
 export async function releaseOwnedOnce(l: Ledger, key: string): Promise<true | undefined> {
+  if (key.startsWith(keys.ledgerPrefix)) return releaseHanded(l, key);
   const entry = await l.store.get(key);
   if (!entry || decode<AddressRecord>(entry).host !== l.hostId) return true;
   if ((await l.store.commit([{ key, value: null, expect: entry.revision }])) === null) return undefined;

@@ -21,6 +21,22 @@ export interface AddressRecord {
   at: string;
 }
 
+/**
+ * One per claimed block of a pool (blocks.ts): created only if absent, so two hosts never hold one block. Its
+ * holder hands out the block's addresses itself, from its local ledger (LedgerRecord), without the store.
+ */
+export interface BlockRecord {
+  host: string;
+  /** The block, as CIDR text. */
+  block: string;
+  at: string;
+}
+
+/** In the host's own (embedded) store: an address it handed out from one of its blocks. */
+export interface LedgerRecord {
+  at: string;
+}
+
 export const keys = {
   pools: 'ipam/pools/',
   pool: (subnetKey: string) => `ipam/pools/${subnetKey}`,
@@ -28,4 +44,10 @@ export const keys = {
   addr: (subnetKey: string, ip: string) => `ipam/addrs/${subnetKey}/${ip}`,
   lostPrefix: 'ipam/lost/',
   lost: (host: string) => `ipam/lost/${host}`,
+  blocks: (subnetKey: string) => `ipam/blocks/${subnetKey}/`,
+  block: (subnetKey: string, base: string) => `ipam/blocks/${subnetKey}/${base}`,
+  /** The local ledger lives in the host's own store, never in the cluster store. */
+  ledgerPrefix: 'ipam/ledger/',
+  ledger: (subnetKey: string) => `ipam/ledger/${subnetKey}/`,
+  handed: (subnetKey: string, ip: string) => `ipam/ledger/${subnetKey}/${ip}`,
 };

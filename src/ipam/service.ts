@@ -5,7 +5,7 @@ import { type AddressRequest, releaseAddressOnce, requestAddressOnce } from './a
 import { type IpamDeps, Ledger } from './ledger.js';
 import { type PoolAnswer, type PoolRequest, releasePoolOnce, requestPoolOnce } from './pool-calls.js';
 import { ensureOwnedOnce, holdsPool, ownAddresses, reclaimOnce, releaseOwnedOnce } from './reclaim.js';
-import type { AddressRecord } from './records.js';
+import type { OwnAddress } from './block-own.js';
 
 /** How many times one call re-reads and tries again after losing a compare-and-set. */
 const CAS_ATTEMPTS = 50;
@@ -42,7 +42,7 @@ export class Ipam {
   }
 
   /** Every address record this host holds, for reconciliation with endpoints. */
-  ownAddresses(): Promise<Array<{ key: string; ip: string; subnet: string; record: AddressRecord }>> {
+  ownAddresses(): Promise<OwnAddress[]> {
     return ownAddresses(this.ledger);
   }
 

@@ -29,6 +29,9 @@ const IPAM_NAMES = {
   mine: 'knit_ipam_addresses_held',
   quarantined: 'knit_ipam_addresses_quarantined',
   lostHosts: 'knit_ipam_quarantined_hosts',
+  blocks: 'knit_ipam_blocks',
+  blocksMine: 'knit_ipam_blocks_held',
+  blocksQuarantined: 'knit_ipam_blocks_quarantined',
 };
 
 type Labels = Record<string, string>;
@@ -70,9 +73,12 @@ export class SourceMetrics {
   private readonly ipamGauges = this.lazy(() => ({
     pools: this.gauge(IPAM_NAMES.pools, 'IPAM pools in the store (cluster-wide with a cluster store).'),
     held: this.gauge(IPAM_NAMES.held, 'IPAM pools this host holds.'),
-    inUse: this.gauge(IPAM_NAMES.inUse, 'Addresses taken in the pool, by every host (gateway included).', ['pool']),
-    mine: this.gauge(IPAM_NAMES.mine, 'Addresses of the pool this host holds.', ['pool']),
-    quarantined: this.gauge(IPAM_NAMES.quarantined, 'Addresses of the pool held by hosts whose lease lapsed: not handed out until they return or are reclaimed.', ['pool']),
+    inUse: this.gauge(IPAM_NAMES.inUse, 'Addresses taken in the pool: every host\'s records in the cluster store (gateways, static addresses, pools too small for blocks) and those this host handed out from its blocks.', ['pool']),
+    mine: this.gauge(IPAM_NAMES.mine, 'Addresses of the pool this host holds (records and its blocks\' addresses).', ['pool']),
+    quarantined: this.gauge(IPAM_NAMES.quarantined, 'Address records of the pool held by hosts whose lease lapsed: not handed out until they return or are reclaimed.', ['pool']),
+    blocks: this.gauge(IPAM_NAMES.blocks, 'Blocks of the pool claimed, by every host.', ['pool']),
+    blocksMine: this.gauge(IPAM_NAMES.blocksMine, 'Blocks of the pool this host holds.', ['pool']),
+    blocksQuarantined: this.gauge(IPAM_NAMES.blocksQuarantined, 'Blocks of the pool held by hosts whose lease lapsed, with every address in them.', ['pool']),
     lostHosts: this.gauge(IPAM_NAMES.lostHosts, 'Hosts in quarantine (lease lapsed, addresses not yet reclaimed).'),
   }));
   private readonly dnsMetrics = this.lazy(() => ({
@@ -136,6 +142,9 @@ export class SourceMetrics {
     replace(m.inUse, usage.pools.map((p) => [{ pool: p.subnet }, p.inUse]));
     replace(m.mine, usage.pools.map((p) => [{ pool: p.subnet }, p.mine]));
     replace(m.quarantined, usage.pools.map((p) => [{ pool: p.subnet }, p.quarantined]));
+    replace(m.blocks, usage.pools.map((p) => [{ pool: p.subnet }, p.blocks]));
+    replace(m.blocksMine, usage.pools.map((p) => [{ pool: p.subnet }, p.blocksMine]));
+    replace(m.blocksQuarantined, usage.pools.map((p) => [{ pool: p.subnet }, p.blocksQuarantined]));
     m.lostHosts.set(usage.quarantinedHosts);
   }
 

@@ -1,4 +1,5 @@
 // Pure checks of a ClusterView: what must hold on every host after any fault. Each returns its failures (none: it holds).
+import { contains, parseCidr, parseIp } from '../../../src/addr/cidr.js';
 import type { ClusterView } from './view.js';
 
 const ip = (cidr?: string): string => (cidr ?? '').split('/')[0];
@@ -106,6 +107,31 @@ export function ipamMatches(v: ClusterView, graceMs?: number, tolerated: Set<str
   }
   for (const a of v.addresses) if (!v.pools.some((p) => p.subnet === a.subnet)) failures.push(`${a.subnet} ${a.ip}: address record of a pool that does not exist`);
   return { failures, inGrace };
+}
+
+/**
+ * Blocks: each lies in an existing pool and is held by a known host; every address a host handed out from a
+ * block (its ledger) lies in a block that host holds; no address is in IPAM's books twice (ledger or record).
+ */
+export function blocksHold(v: ClusterView): string[] {
+  const out: string[] = [];
+  const hosts = new Set(v.hosts.map((h) => h.hostId));
+  for (const b of v.blocks) {
+    if (!hosts.has(b.host)) out.push(`block ${b.block} is held by unknown host ${b.host}`);
+    if (!v.pools.some((p) => p.subnet === b.subnet)) out.push(`block ${b.block}: a block of a pool that does not exist`);
+  }
+  const seen = new Map<string, string>();
+  for (const a of v.addresses) {
+    const key = `${a.subnet} ${a.ip}`;
+    const who = `${a.host}${a.ledger ? ' (ledger)' : ` (${a.kind} record)`}`;
+    if (seen.has(key)) out.push(`${key} is held by ${seen.get(key)} and by ${who}`);
+    seen.set(key, who);
+    if (!a.ledger) continue;
+    const ip = parseIp(a.ip).value;
+    const block = v.blocks.find((b) => b.subnet === a.subnet && contains(parseCidr(b.block), ip));
+    if (block?.host !== a.host) out.push(`${key} is in the ledger of ${a.host} but its block is ${block ? `held by ${block.host}` : 'held by nobody'}`);
+  }
+  return out;
 }
 
 /** knit's links (kn-*, knh*, knc*, knv*) are exactly those its records call for. */

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { repoRoot } from '../../support/layout.js';
 import { run } from '../../support/proc.js';
 import type { EtcdServer } from '../../support/etcd.js';
-import type { AddressRecord, PoolRecord } from '../../../src/ipam/records.js';
+import type { AddressRecord, BlockRecord, LedgerRecord, PoolRecord } from '../../../src/ipam/records.js';
 import type { EndpointRecord, NetworkRecord } from '../../../src/network/records.js';
 
 export type Records = Map<string, string>;
@@ -11,7 +11,9 @@ export type Records = Map<string, string>;
 // The record shapes are knit's own (types only: the values are read from the store, not through knit's code).
 export type NetworkRec = NetworkRecord;
 export type EndpointRec = EndpointRecord;
-export type AddressRec = AddressRecord & { subnet: string; ip: string };
+/** `ledger`: handed out from a block, in the host's own ledger (no record in the cluster store). */
+export type AddressRec = AddressRecord & { subnet: string; ip: string; ledger?: true };
+export type BlockRec = BlockRecord & { subnet: string };
 export type PoolRec = PoolRecord;
 
 /** Every record of the embedded store under `stateDir` (read-only; knit may be running). */
@@ -42,3 +44,15 @@ export function addressesOf(recs: Records): AddressRec[] {
     return { ...v, subnet: sk.replace('_', '/'), ip };
   });
 }
+
+/** A host's ledger (ipam/ledger/<subnet>/<ip> in its own store): the addresses it handed out from its blocks. */
+export function ledgerOf(recs: Records, host: string): AddressRec[] {
+  return under<LedgerRecord>(recs, 'ipam/ledger/').map(([k, v]) => {
+    const [, , sk, ip] = k.split('/');
+    return { host, kind: 'dynamic', at: v.at, subnet: sk.replace('_', '/'), ip, ledger: true };
+  });
+}
+
+/** Block records: ipam/blocks/<10.20.0.0_24>/<base>. */
+export const blocksOf = (recs: Records): BlockRec[] =>
+  under<BlockRecord>(recs, 'ipam/blocks/').map(([k, v]) => ({ ...v, subnet: k.split('/')[2].replace('_', '/') }));

@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectivity } from './connectivity.js';
 import type { FaultCluster } from './fault-cluster.js';
-import { abandonedInGrace, endpointsMatch, firewallMatches, ipamMatches, linksMatch, overlayEntriesMatch, uniqueAddresses } from './invariants.js';
+import { abandonedInGrace, blocksHold, endpointsMatch, firewallMatches, ipamMatches, linksMatch, overlayEntriesMatch, uniqueAddresses } from './invariants.js';
 import type { Tally } from './tally.js';
 import { gather, type ClusterView } from './view.js';
 
@@ -42,7 +42,7 @@ export async function verifyCluster(c: FaultCluster, tally: Tally, o: { minPinge
     connectivity: tally.check(ping.failures),
     uniqueAddresses: tally.check(uniqueAddresses(v)),
     endpoints: tally.check(endpointsMatch(v, abandoned)),
-    ipam: tally.check(ipam.failures),
+    ipam: tally.check([...ipam.failures, ...blocksHold(v)]),
     links: tally.check(linksMatch(v)),
     overlayEntries: tally.check(await eventually(c, overlayEntriesMatch, CONVERGE_MS)),
     firewall: tally.check(firewallMatches(v)),
@@ -65,7 +65,7 @@ export async function verifyNoLeaks(c: FaultCluster, tally: Tally, o: { since: n
   }
   await c.settle();
   const v = await gather(c);
-  return tally.check([...ipamMatches(v).failures, ...endpointsMatch(v)]);
+  return tally.check([...ipamMatches(v).failures, ...blocksHold(v), ...endpointsMatch(v)]);
 }
 
 export const none = (f: Failures): Failures => Object.fromEntries(Object.keys(f).map((k) => [k, []]));

@@ -1,6 +1,6 @@
 // One consistent read of a cluster for the invariant checks: what each dockerd, each knit and each kernel holds.
 import type { FaultCluster } from './fault-cluster.js';
-import { type AddressRec, addressesOf, endpointsOf, etcdRecords, hostIdOf, localRecords, networksOf, poolsOf, type EndpointRec, type NetworkRec, type PoolRec } from './records.js';
+import { type AddressRec, addressesOf, type BlockRec, blocksOf, endpointsOf, etcdRecords, hostIdOf, ledgerOf, localRecords, networksOf, poolsOf, type EndpointRec, type NetworkRec, type PoolRec } from './records.js';
 
 /** An endpoint as dockerd reports it (docker network inspect). */
 export interface DockerEndpoint {
@@ -43,8 +43,10 @@ export interface HostView {
 
 export interface ClusterView {
   hosts: HostView[];
+  /** Address records, and each host's ledger of addresses handed out from its blocks. */
   addresses: AddressRec[];
   pools: PoolRec[];
+  blocks: BlockRec[];
   at: number;
 }
 
@@ -88,6 +90,7 @@ export async function gather(c: FaultCluster): Promise<ClusterView> {
   const hosts: HostView[] = [];
   const addresses: AddressRec[] = [];
   const pools: PoolRec[] = [];
+  const blocks: BlockRec[] = [];
   for (let i = 0; i < c.hosts.length; i++) {
     const recs = await localRecords(c.knits[i].stateDir);
     const docker = await dockerSide(c, i);
@@ -102,6 +105,7 @@ export async function gather(c: FaultCluster): Promise<ClusterView> {
       endpoints: endpointsOf(recs),
       ...(await kernelSide(c, i)),
     });
+    addresses.push(...ledgerOf(recs, hostIdOf(recs)));
     if (!c.etcd) {
       addresses.push(...addressesOf(recs));
       pools.push(...poolsOf(recs));
@@ -111,6 +115,7 @@ export async function gather(c: FaultCluster): Promise<ClusterView> {
     const recs = await etcdRecords(c.etcd);
     addresses.push(...addressesOf(recs));
     pools.push(...poolsOf(recs));
+    blocks.push(...blocksOf(recs));
   }
-  return { hosts, addresses, pools, at: Date.now() };
+  return { hosts, addresses, pools, blocks, at: Date.now() };
 }
