@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Config } from './config.js';
 import { Kernel } from './datapath/kernel.js';
-import { describe, KnitError } from './errors.js';
+import { badRequest, describe, KnitError } from './errors.js';
 import { sweep } from './maintenance.js';
 import { Ipam } from './ipam/service.js';
 import { parseCidr } from './addr/cidr.js';
@@ -25,6 +25,7 @@ import { Overlay } from './network/overlay/index.js';
 import { HostLease } from './network/overlay/lease.js';
 import { Segments } from './network/overlay/segments.js';
 import { HostRecordWatch } from './network/overlay/watch.js';
+import { Tunnel } from './network/overlay/tunnel.js';
 import { keys as ipamKeys, type PoolRecord } from './ipam/records.js';
 import { subnetKey } from './addr/cidr.js';
 import { decode } from './store/records.js';
@@ -104,7 +105,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   // With a cluster store every host keeps a liveness key under its lease, overlays or not; the overlay needs KNIT_ADVERTISE.
   const lease = cluster !== local || ul ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS }) : undefined;
   const watch = lease ? new HostRecordWatch({ cluster, hostId, lease, log }) : undefined;
-  const overlay = ul && lease && watch ? new Overlay({ cluster, hostId, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu }, kernel, log, lease, watch }) : undefined;
+  const tunnel = ul && lease && watch
+    ? new Tunnel({
+        cluster, local, hostId, kernel, log, lease, watch, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu },
+        stateDir: config.stateDir, port: config.wireguard.port, subnet: parseCidr(config.wireguard.subnet, 'KNIT_WG_SUBNET'),
+      })
+    : undefined;
+  const overlay = ul && lease && watch && tunnel ? new Overlay({ cluster, hostId, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu }, kernel, log, lease, watch, tunnel }) : undefined;
   const segments = overlay?.segments ?? new Segments({ cluster, hostId, log });
   const firewall = new IptablesFirewall(kernel, log);
   let sweepSoon = (): void => undefined;
@@ -138,9 +145,16 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       calls: () => metrics.snapshot(), spawned: () => spawnCounts(),
     })),
     ...(names ? { names: { ...names.names.status(), answers: names.resolver?.stats() ?? 'resolver not running' } } : {}),
+    ...(tunnel ? { wireguard: await tunnel.status() } : {}),
   });
-  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, hints: engineHints(log) }), log, ready, metrics });
+  const rotateKey = async () => {
+    if (!tunnel) throw badRequest('this knit runs without KNIT_ADVERTISE, so it has no encrypted overlay and no WireGuard key');
+    return tunnel.rotate();
+  };
+  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, rotateKey, hints: engineHints(log) }), log, ready, metrics });
   const server: Server = await listen(app, config.socket);
+  // Encrypted overlays' rules and tunnel before their VXLAN devices are reconciled: nothing may leave in clear.
+  await tunnel?.boot((await driver.networks()).some((n) => n.encrypted));
   await reconcile({ driver, kernel, firewall, log, initial: true });
   overlay?.load(await driver.networks(), await driver.endpoints());
   await lease?.start();
@@ -166,11 +180,18 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ? setInterval(() => {
         lease.liveHosts()
           .then((live) => ipam.reclaimLost({ live, now: Date.now(), afterMs: config.reclaimAfterSeconds * 1000 }))
-          .then((reclaimed) => segments.forgetHosts(reclaimed))
+          .then(async (reclaimed) => {
+            await segments.forgetHosts(reclaimed);
+            await tunnel?.forgetHosts(reclaimed);
+          })
           .catch((err) => log.warn('liveness check failed', { error: describe(err) }));
       }, LIVENESS_INTERVAL_MS)
     : undefined;
   liveness?.unref();
+  const rotation = tunnel && config.wireguard.rotateSeconds ? setInterval(() => {
+    if (tunnel.active) void tunnel.rotate().catch((err) => log.warn('scheduled WireGuard key rotation failed', { error: describe(err) }));
+  }, config.wireguard.rotateSeconds * 1000) : undefined;
+  rotation?.unref();
   let pending: NodeJS.Timeout | undefined;
   // A released pool is normally followed at once by DeleteNetwork; if not, dockerd gave up on the network.
   sweepSoon = () => {
@@ -184,6 +205,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     async stop() {
       clearInterval(timer);
       clearInterval(liveness);
+      clearInterval(rotation);
       clearTimeout(pending);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

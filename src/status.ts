@@ -4,6 +4,7 @@ import { describe } from './errors.js';
 import type { EndpointRecord, NetworkRecord, PortMapping } from './network/records.js';
 import { K } from './network/overlay/keys.js';
 import type { Store } from './store/types.js';
+import type { TunnelStatus } from './network/overlay/tunnel.js';
 
 /** A status call must answer even when the cluster store does not: past this, the store counts as unreachable. */
 const STORE_PROBE_MS = 2_000;
@@ -47,6 +48,8 @@ export interface StatusDocument {
   /** Other hosts alive in the cluster store (absent with the embedded store). */
   peers?: PeerStatus[];
   calls: Record<string, { count: number; errors: number; p50: number; p99: number; max: number }>;
+  /** Encrypted overlays' tunnel (absent without KNIT_ADVERTISE). */
+  wireguard?: TunnelStatus;
   spawned: Record<string, number>;
   rssBytes: number;
 }

@@ -52,6 +52,18 @@ function peerLines(doc: StatusDocument): string[] {
   return [heading('Peers', String(doc.peers.length)), ...table(['HOST', 'VTEP', 'ENDPOINTS'], rows)];
 }
 
+/** Which WireGuard runs (kernel or wireguard-go), this host's tunnel and each peer's last handshake. */
+function wireguardLines(doc: StatusDocument): string[] {
+  const w = doc.wireguard;
+  if (!w) return [];
+  if (!w.up) return [heading('WireGuard', `not in use (no encrypted overlay on this host)${w.backend ? `; backend ${w.backend}` : ''}`)];
+  const backend = w.backend === 'kernel' ? 'kernel' : 'wireguard-go (userspace: the kernel has no WireGuard)';
+  const head = heading('WireGuard', `${backend}, ${w.device} ${w.address ?? '-'} port ${w.listenPort}, public key ${w.publicKey ?? '-'}`);
+  const age = (t?: number) => (t ? `${Math.max(0, Math.round(Date.now() / 1000 - t))} s ago` : 'never');
+  const rows = w.peers.map((p) => [p.host, p.endpoint, p.address, age(p.latestHandshake), `${p.rx ?? 0}/${p.tx ?? 0}`]);
+  return rows.length ? [head, ...table(['PEER', 'ENDPOINT', 'TUNNEL', 'HANDSHAKE', 'RX/TX BYTES'], rows)] : [head, '  no peer publishes a WireGuard key yet'];
+}
+
 function callLines(doc: StatusDocument): string[] {
   const names = Object.keys(doc.calls).sort();
   if (names.length === 0) return [heading('Calls', 'none yet')];
@@ -71,6 +83,7 @@ export function formatStatus(doc: StatusDocument): string {
     ...networkLines(doc),
     ...endpointLines(doc),
     ...peerLines(doc),
+    ...wireguardLines(doc),
     ...callLines(doc),
     heading('Processes', spawned.length ? `${spawned.map(([t, n]) => `${t} ${n}`).join(', ')} (spawned since start)` : 'none spawned since start'),
     heading('Memory', `${Math.round(doc.rssBytes / 1024 / 1024)} MB resident`),
