@@ -5,6 +5,7 @@ import { calls } from './calls.js';
 import { convergence } from './convergence.js';
 import { datapath } from './datapath.js';
 import { dns } from './dns.js';
+import { encrypted } from './encrypted.js';
 import { ipam } from './ipam.js';
 import { lifecycle } from './lifecycle.js';
 import { names } from './names.js';
@@ -35,6 +36,7 @@ export const BENCHMARKS: Benchmark[] = [
   { id: 'convergence', title: '7. Overlay convergence', budgetMs: { full: 3 * MIN, quick: 1 * MIN }, graceMs: 3 * MIN, run: convergence },
   { id: 'dns', title: '8. Resolver', budgetMs: { full: 1 * MIN, quick: 0.5 * MIN }, graceMs: 1 * MIN, run: dns },
   { id: 'names', title: '9. Names across hosts', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: names },
+  { id: 'encrypted', title: '10. Encrypted overlay', budgetMs: { full: 3 * MIN, quick: 1.5 * MIN }, graceMs: 3 * MIN, run: encrypted },
 ];
 
 /** Parts of issue 6 not measured yet; each becomes a module in BENCHMARKS. Empty: every part has one. */

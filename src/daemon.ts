@@ -137,6 +137,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ...(await reconcile({ driver, kernel, firewall, log, initial: false })),
     ...(await sweep({ driver, ipam, kernel, log })),
     ...(names ? { names: names.names.findings() } : {}),
+    ...(tunnel ? { tunnelRepaired: await tunnel.repair() } : {}),
   });
   const metrics = new CallMetrics();
   const status = async () => ({
@@ -172,7 +173,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   }
   // What a crash interrupted (a network dockerd gave up on, an address never used) goes at once.
   await sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
-  const runSweep = () => void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
+  const runSweep = () => {
+    void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
+    void tunnel?.repair().catch((err) => log.error('WireGuard tunnel repair failed; encrypted overlays drop their traffic until it works', { error: describe(err) }));
+  };
   const timer = setInterval(runSweep, SWEEP_INTERVAL_MS);
   timer.unref();
   // Quarantine and reclaim of hosts whose lease lapsed (cluster stores only).

@@ -4,7 +4,7 @@ import type { SweepReport } from '../maintenance.js';
 import type { PortMapping } from '../network/records.js';
 import type { StatusDocument, StoreStatus } from '../status.js';
 
-export type DoctorDocument = DoctorReport & SweepReport;
+export type DoctorDocument = DoctorReport & SweepReport & { tunnelRepaired?: boolean };
 
 /** Columns padded to their widest cell, two spaces apart, each row indented under its heading. */
 export function table(header: string[], rows: string[][]): string[] {
@@ -104,6 +104,7 @@ export function formatDoctor(doc: DoctorDocument): string {
     [doc.removed, 'links without a record removed'],
     [doc.firewallJumpsFixed, 'firewall jumps restored'],
     ...SWEPT.map(([k, text]): [number, string] => [doc[k], text]),
+    [doc.tunnelRepaired ? 1 : 0, 'WireGuard tunnel of encrypted overlays brought back'],
   ];
   const done = counts.filter(([n]) => n > 0).map(([n, text]) => `  ${n} ${text}`);
   const lines: string[] = [];

@@ -15,7 +15,8 @@ import type { HostLease } from './lease.js';
 import { WgFirewall } from './wg-firewall.js';
 import { generatePrivateKey, keyFiles, loadOrCreateKey, publicKeyOf, writeKey, type KeyFiles } from './wg-key.js';
 import { WgPeers } from './wg-peers.js';
-import { chooseAddress, WG, WG_OVERHEAD, wgDeviceName, type WgRecord } from './wg-plan.js';
+import { WG, WG_OVERHEAD, wgDeviceName, type WgRecord } from './wg-plan.js';
+import { claimAddress, releaseAddresses } from './wg-address.js';
 import type { HostRecordWatch } from './watch.js';
 
 export interface TunnelKernel extends Iptables {
@@ -41,7 +42,6 @@ export interface TunnelDeps {
 /** Long enough for every peer to have added a rotating host's next key (a watch event and one `wg set`). */
 const ROTATE_SETTLE_MS = 1_500;
 const ADDRESS_KEY = 'meta/wg-address';
-const CLAIM_ATTEMPTS = 20;
 
 export interface TunnelStatus {
   backend?: WgBackend;
@@ -61,7 +61,10 @@ export class Tunnel {
   private publicKey?: string;
   private address?: string;
   private up = false;
+  /** This host has encrypted overlays: the tunnel should be up (it may not be, if it could not come up at start). */
+  private wanted = false;
   private rotating = false;
+  private repairing?: Promise<boolean>;
 
   constructor(private readonly deps: TunnelDeps) {
     this.device = wgDeviceName(deps.hostId);
@@ -90,6 +93,7 @@ export class Tunnel {
     const address = (await this.deps.local.get(ADDRESS_KEY))?.value;
     if (!address) throw unavailable('encrypted overlays exist but this host\'s tunnel address is not in its records');
     this.address = address;
+    this.wanted = true;
     // The rules or nothing: without them an encrypted VXLAN device could send in clear.
     await this.firewall.install(this.device, formatCidr(this.deps.subnet));
     try {
@@ -104,9 +108,11 @@ export class Tunnel {
   /** Up for an encrypted overlay (once); returns the tunnel address its VXLAN device binds to. */
   async ensure(): Promise<string> {
     if (this.up && this.address) return this.address;
-    this.address = await this.claimAddress();
+    this.address = await claimAddress({ ...this.deps, key: ADDRESS_KEY });
     await this.firewall.install(this.device, formatCidr(this.deps.subnet));
     await this.bringUp();
+    // Only now: a repair must not race the first bringUp.
+    this.wanted = true;
     await this.publish(this.value());
     return this.address;
   }
@@ -114,11 +120,33 @@ export class Tunnel {
   /** The host's last encrypted overlay is gone: record, device and rules go (the address stays claimed). */
   async stop(): Promise<void> {
     this.up = false;
+    this.wanted = false;
     this.peers.detach();
     await this.deps.lease.drop(WG.host(this.deps.hostId)).catch((err) => this.deps.log.warn('could not remove this host\'s WireGuard record', { error: describe(err) }));
     if ((await this.deps.kernel.links()).some((l) => l.name === this.device)) await this.deps.kernel.apply([{ op: 'link-del', name: this.device }]);
     await this.firewall.remove();
     this.deps.log.info('WireGuard tunnel removed: no encrypted overlay left on this host', { device: this.device });
+  }
+
+  /**
+   * The rules and the device back if they went away (wireguard-go killed, link deleted, a start that failed):
+   * from the periodic sweep and `knit doctor`. Returns whether anything had to be redone.
+   */
+  repair(): Promise<boolean> {
+    // The sweep and `knit doctor` may ask at once: one repair at a time.
+    this.repairing ??= this.repairNow().finally(() => (this.repairing = undefined));
+    return this.repairing;
+  }
+
+  private async repairNow(): Promise<boolean> {
+    if (!this.wanted) return false;
+    const present = (await this.deps.kernel.links()).some((l) => l.name === this.device);
+    if (present && this.up && (await this.firewall.installed())) return false;
+    this.deps.log.warn('WireGuard tunnel or its rules were gone; putting them back', { device: this.device, devicePresent: present });
+    await this.firewall.install(this.device, formatCidr(this.deps.subnet));
+    await this.bringUp();
+    if (!this.deps.lease.owns(WG.host(this.deps.hostId))) await this.publish(this.value());
+    return true;
   }
 
   /** The device made (or found, after a restart: its tunnels kept) and set to this host's key, port and address. */
@@ -173,33 +201,9 @@ export class Tunnel {
     return encode(r);
   }
 
-  /** This host's tunnel address: the one it claimed before, or the lowest free one (compare-and-set). */
-  private async claimAddress(): Promise<string> {
-    const { cluster, local, hostId } = this.deps;
-    for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
-      const known = (await local.get(ADDRESS_KEY))?.value;
-      const claim = known ? await cluster.get(WG.address(known)) : undefined;
-      if (known && claim?.value === hostId) return known;
-      let ip = known && !claim ? known : undefined;
-      if (!ip) {
-        const claims = await cluster.list(WG.addresses);
-        const mine = claims.find((c) => c.value === hostId);
-        ip = mine ? mine.key.slice(WG.addresses.length) : chooseAddress(this.deps.subnet, new Set(claims.map((c) => c.key.slice(WG.addresses.length))));
-      }
-      const ok = (await cluster.get(WG.address(ip)))?.value === hostId || (await cluster.commit([{ key: WG.address(ip), value: hostId, expect: 0 }])) !== null;
-      if (!ok) continue;
-      await local.commit([{ key: ADDRESS_KEY, value: ip }]);
-      this.deps.log.info('WireGuard tunnel address claimed', { address: ip });
-      return ip;
-    }
-    throw unavailable('the cluster store is too busy to claim a WireGuard tunnel address; try again');
-  }
-
   /** Lost hosts (reclaimed) give their tunnel addresses back. */
-  async forgetHosts(hosts: string[]): Promise<void> {
-    if (!hosts.length) return;
-    const gone = (await this.deps.cluster.list(WG.addresses)).filter((c) => hosts.includes(c.value));
-    for (const c of gone) await this.deps.cluster.commit([{ key: c.key, value: null, expect: c.revision }]);
+  forgetHosts(hosts: string[]): Promise<void> {
+    return releaseAddresses(this.deps.cluster, hosts);
   }
 
   /**
