@@ -78,3 +78,24 @@ test('bad keys, bad endpoints, stolen addresses, copied keys and stale hosts nev
   await waitFor('the stale peer to go once its record is deleted', async () => !(await peers(A)).includes(stale) && !(await peers(B)).includes(stale), { timeoutMs: 15_000 });
   expect(tally.check([await peers(A), await peers(B)].flatMap((p, i) => (JSON.stringify(p) === JSON.stringify(good[i]) ? [] : [`host ${i}: ${JSON.stringify(p)}`])))).toEqual([]);
 });
+
+test('a hostile endpoint record pointing an encrypted segment at an underlay address: its packets are dropped, never sent in clear', async () => {
+  const counter = async (i: number, table: string, chain: string, rule: RegExp) => {
+    const out = (await c.hosts[i].exec(['iptables', '-t', table, '-v', '-x', '-n', '-L', chain])).stdout.split('\n');
+    return Number(out.find((l) => rule.test(l))?.trim().split(/\s+/)[0] ?? NaN);
+  };
+  const offTunnel = /DROP\s+17\s+--\s+\*\s+!kwg\S+\s+.*udp dpt:4790/;
+  const fromUnderlay = /DROP\s+17\s+--\s+\*\s+\*\s+.*udp dpt:4790/;
+  const before = { out: await counter(A, 'mangle', 'KNIT-WG-POST', offTunnel), in: await counter(B, 'raw', 'KNIT-WG-PRE', fromUnderlay) };
+  // An endpoint of a host that does not exist, on the encrypted segment, whose VTEP is host B's underlay address.
+  await put('overlay/endpoints/10.62.0.0_24/aaaa00000000000b/hostile', JSON.stringify({ v: 1, vtep: c.hosts[B].underlayIp, mac: '02:66:66:66:66:66', ip: '10.62.0.250' }));
+  await waitFor('A to program the hostile entry', async () => (await c.hosts[A].exec(['bridge', 'fdb', 'show'])).stdout.includes('02:66:66:66:66:66'), { timeoutMs: 15_000 });
+  expect((await c.docker(A, ['exec', 'e0', 'ping', '-c', '3', '-W', '1', '10.62.0.250'], { reject: false })).exitCode).not.toBe(0);
+  const after = { out: await counter(A, 'mangle', 'KNIT-WG-POST', offTunnel), in: await counter(B, 'raw', 'KNIT-WG-PRE', fromUnderlay) };
+  const failures: string[] = [];
+  if (!(after.out >= before.out + 3)) failures.push(`A's off-tunnel drop counter went from ${before.out} to ${after.out}, not up by the 3 pings`);
+  if (after.in !== before.in) failures.push(`B saw encrypted-port VXLAN arrive off the tunnel (${before.in} -> ${after.in}): it left A in clear`);
+  if (!(await ping(A, ip[B]))) failures.push('A lost the encrypted overlay to B');
+  expect(tally.check(failures)).toEqual([]);
+  await c.etcd!.ctl(['del', `${ROOT}overlay/endpoints/10.62.0.0_24/aaaa00000000000b/hostile`]);
+});
