@@ -110,14 +110,15 @@ test('on the underlay: the encrypted overlay is only WireGuard (no VXLAN, no ICM
   });
   expect(await plain.count('udp port 4789')).toBeGreaterThanOrEqual(10);
   expect(plain.lines.some((l) => l.includes(`${ip.pa} > ${ip.pb}: ICMP echo request`))).toBe(true);
-  expect(plain.raw.includes(marker)).toBe(true);
+  const http = plain.lines.filter((l) => l.includes('.8080'));
+  expect({ inDecoded: http.some((l) => l.includes(marker)), inRaw: plain.raw.includes(marker), http: http.slice(0, 6) }).toMatchObject({ inDecoded: true, inRaw: true });
 });
 
 test('fail closed, inbound: plain VXLAN for the encrypted VNI is dropped; for the plain VNI it arrives (control)', async () => {
   const vni = async (net: string) => (await status(B)).networks.find((n: { subnets: string[] }) => n.subnets[0] === net).vni as number;
   const bridgeOf = async (net: string) => (await docker(B, ['network', 'inspect', '-f', '{{.Id}}', net])).stdout.trim().slice(0, 12);
   const seen = async (net: string, port: number) => {
-    const listen = hosts[B].exec(['timeout', '4', 'tcpdump', '-i', `kn-${await bridgeOf(net)}`, '-nn', '-c', '1', 'ether', 'src', INJECTED_MAC], { reject: false });
+    const listen = hosts[B].exec(['timeout', '4', 'tcpdump', '-i', `kn-${await bridgeOf(net)}`, '-nn', '--immediate-mode', '-c', '1', 'ether', 'src', INJECTED_MAC], { reject: false });
     await new Promise((r) => setTimeout(r, 1_000));
     await injectVxlan({ dst: hosts[B].underlayIp!, vni: await vni(net === 'enc' ? ENC : PLAIN), port });
     return /1 packet captured/.test((await listen).stderr);

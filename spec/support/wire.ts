@@ -26,12 +26,14 @@ export async function captureUnderlay(traffic: () => Promise<unknown>, opts: { m
   const dir = await mkdtemp(join(tmpdir(), 'knit-capture-'));
   const file = join(dir, 'underlay.pcap');
   const seconds = Math.ceil((opts.maxMs ?? 30_000) / 1000);
-  // `ip netns exec` execs tcpdump, so the process spawned is tcpdump itself: SIGINT makes it flush and exit.
-  const dump = spawnLogged(['ip', 'netns', 'exec', UNDERLAY_NETNS, 'timeout', '-s', 'INT', String(seconds), 'tcpdump', '-i', UNDERLAY_BRIDGE, '-nn', '-U', '-s', '0', '-w', file], { logFile: join(dir, 'tcpdump.log') });
+  // --immediate-mode: without it libpcap hands packets over a block at a time (up to 1 s late), and the last ones
+  // captured before tcpdump is stopped would never reach the file. -U writes each one out as it comes.
+  const dump = spawnLogged(['ip', 'netns', 'exec', UNDERLAY_NETNS, 'timeout', '-s', 'INT', String(seconds),
+    'tcpdump', '-i', UNDERLAY_BRIDGE, '-nn', '--immediate-mode', '-U', '-s', '0', '-w', file], { logFile: join(dir, 'tcpdump.log') });
   await sleep(1_000);
   try {
     await traffic();
-    await sleep(opts.settleMs ?? 500);
+    await sleep(opts.settleMs ?? 1_000);
   } finally {
     await dump.stop(5_000);
   }
