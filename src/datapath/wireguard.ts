@@ -1,6 +1,8 @@
 // WireGuard devices: the kernel's (`ip link add ... type wireguard`) where it has the module, else wireguard-go
 // (userspace, over TUN); keys, port and peers through `wg`. Every key, port, address and endpoint is validated
 // before it reaches a command line; the private key only ever travels as a file path.
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { badRequest, KnitError } from '../errors.js';
 import { run } from './exec.js';
 import { validateCidr, validateIfName, validateIp, validatePort } from './names.js';
@@ -94,6 +96,10 @@ export function parseWgDump(text: string): WgState {
   return { publicKey: h[1], listenPort: Number(h[2]) || 0, peers };
 }
 
+/** wireguard-go's control sockets; it removes its own when it exits, after it has let go of its UDP port. */
+const UAPI_DIR = '/var/run/wireguard';
+const EXIT_WAIT_MS = 3_000;
+
 const NO_KERNEL_WG = /Unknown device type|Operation not supported|not supported/i;
 /** Debian's wireguard-go refuses to start on kernels that could have the module unless told otherwise. */
 const USERSPACE_ENV = { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1', LOG_LEVEL: '' };
@@ -125,6 +131,18 @@ export class WireGuard {
   /** Remembers the backend of a device found at start (made by an earlier knit). */
   adopt(kind: string): void {
     this.backend = kind === 'wireguard' ? 'kernel' : 'wireguard-go';
+  }
+
+  /**
+   * Deletes the device. A wireguard-go process exits on that, but not at once: until its control socket is gone it
+   * may still hold the UDP port, and a new device made meanwhile would fail to bind it. So wait (bounded) for that.
+   */
+  async remove(dev: string): Promise<void> {
+    const name = validateIfName(dev);
+    const r = await run({ tool: 'ip', args: ['link', 'del', name] });
+    if (r.exitCode !== 0 && !/Cannot find device/.test(r.stderr)) throw new KnitError('internal', `deleting WireGuard device ${name} failed: ${r.stderr.trim()}`);
+    const sock = `${UAPI_DIR}/${name}.sock`;
+    for (const until = Date.now() + EXIT_WAIT_MS; existsSync(sock) && Date.now() < until;) await sleep(20);
   }
 
   async set(dev: string, s: WgSettings): Promise<void> {

@@ -22,7 +22,7 @@ import type { HostRecordWatch } from './watch.js';
 export interface TunnelKernel extends Iptables {
   apply(ops: LinkOp[]): Promise<void>;
   links(): Promise<LinkState[]>;
-  readonly wireguard: Pick<WireGuard, 'create' | 'adopt' | 'set' | 'show' | 'chosen'>;
+  readonly wireguard: Pick<WireGuard, 'create' | 'adopt' | 'remove' | 'set' | 'show' | 'chosen'>;
 }
 
 export interface TunnelDeps {
@@ -123,7 +123,7 @@ export class Tunnel {
     this.wanted = false;
     this.peers.detach();
     await this.deps.lease.drop(WG.host(this.deps.hostId)).catch((err) => this.deps.log.warn('could not remove this host\'s WireGuard record', { error: describe(err) }));
-    if ((await this.deps.kernel.links()).some((l) => l.name === this.device)) await this.deps.kernel.apply([{ op: 'link-del', name: this.device }]);
+    await this.deps.kernel.wireguard.remove(this.device);
     await this.firewall.remove();
     this.deps.log.info('WireGuard tunnel removed: no encrypted overlay left on this host', { device: this.device });
   }
