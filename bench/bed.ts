@@ -36,6 +36,8 @@ export interface KnitStatus {
   rssBytes: number;
   networks: unknown[];
   endpoints: unknown[];
+  /** Encrypted overlays' tunnel, with which WireGuard runs. */
+  wireguard?: { backend?: string };
 }
 
 export interface Bed {

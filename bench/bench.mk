@@ -2,7 +2,8 @@
 ##   make bench                  everything (about 20 min on 2 cores), figures to bench/RESULTS.md
 ##   make bench-quick            fewer iterations, a smoke run; figures to .testbed/bench/RESULTS-quick.md
 ##   make bench BENCH_ONLY=ipam  some of them (lifecycle, burst, calls, ipam, datapath, overlay,
-##                               scale, convergence, dns, names, overlay-lifecycle, macvlan), figures to
+##                               scale, convergence, dns, names, overlay-lifecycle, macvlan,
+##                               encrypted), figures to
 ##                               .testbed/bench/RESULTS-only.md so that bench/RESULTS.md always holds a whole run
 BENCH_RUN := node --import tsx bench/main.ts
 BENCH_ONLY ?=

@@ -5,6 +5,7 @@ import { calls } from './calls.js';
 import { convergence } from './convergence.js';
 import { datapath } from './datapath.js';
 import { dns } from './dns.js';
+import { encrypted } from './encrypted.js';
 import { ipam } from './ipam.js';
 import { lifecycle } from './lifecycle.js';
 import { macvlan } from './macvlan.js';
@@ -39,6 +40,7 @@ export const BENCHMARKS: Benchmark[] = [
   { id: 'names', title: '9. Names across hosts', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: names },
   { id: 'overlay-lifecycle', title: '10. Container lifecycle: knit overlay against knit bridge', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: overlayLifecycle },
   { id: 'macvlan', title: '11. Macvlan', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: macvlan },
+  { id: 'encrypted', title: '12. Encrypted overlay', budgetMs: { full: 3 * MIN, quick: 1.5 * MIN }, graceMs: 3 * MIN, run: encrypted },
 ];
 
 /** Parts of issue 6 not measured yet; each becomes a module in BENCHMARKS. Empty: every part has one. */

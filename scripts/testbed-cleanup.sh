@@ -72,6 +72,13 @@ ip -o link show 2>/dev/null | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | grep
   ip link del "$link" 2>/dev/null || echo "testbed-cleanup: could not delete link $link" >&2
 done
 
+# wireguard-go's control sockets (kwg<host id>.sock, one directory for the whole machine) of test hosts whose
+# process was killed: only those nothing listens on any more, so a real knit's tunnel is left alone.
+for s in /var/run/wireguard/kwg*.sock; do
+  [ -S "$s" ] || continue
+  [ -z "$(ss -xlH src "$s" 2>/dev/null)" ] && rm -f "$s"
+done
+
 # Runtime parts of the hosts' work dirs (logs stay), and half-built images. Never crosses into a mount.
 if [ -z "$(awk '{print $5}' /proc/self/mountinfo | grep -E "^$TB(/|\$)")" ]; then
   for h in "$TB"/hosts/*/; do

@@ -2,6 +2,7 @@
 import { validateDnsAddress } from './datapath/dns-address.js';
 import { badRequest } from './errors.js';
 import ipaddr from 'ipaddr.js';
+import { parseCidr } from './addr/cidr.js';
 import { parsePoolSpecs, type PoolSpec } from './ipam/pools.js';
 import type { MetricsAddress } from './metrics/listener.js';
 import type { StoreUrl } from './store/open.js';
@@ -26,6 +27,8 @@ export interface Config {
   resolvConf?: string;
   /** Where Prometheus metrics are served (KNIT_METRICS); undefined (the default): not at all. */
   metrics?: MetricsAddress;
+  /** Encrypted overlays: WireGuard's UDP port, the tunnel addresses' subnet (the same on every host), rotation period. */
+  wireguard: { port: number; subnet: string; rotateSeconds?: number };
 }
 
 export const DEFAULTS = {
@@ -38,6 +41,8 @@ export const DEFAULTS = {
   reclaimAfter: '3600',
   dnsAddress: '169.254.53.53',
   dockerHost: 'unix:///var/run/docker.sock',
+  wgPort: '51820',
+  wgSubnet: '169.254.64.0/18',
 } as const;
 
 const LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -96,6 +101,27 @@ export function parseMetricsAddress(raw: string | undefined): MetricsAddress | u
   return { kind: 'tcp', host, port };
 }
 
+/** KNIT_WG_PORT, KNIT_WG_SUBNET (an IPv4 subnet of at least 4 addresses), KNIT_WG_ROTATE (seconds, or with s/m/h/d). */
+export function parseWireguard(env: NodeJS.ProcessEnv): Config['wireguard'] {
+  const port = env.KNIT_WG_PORT || DEFAULTS.wgPort;
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw badRequest(`KNIT_WG_PORT "${port}" is not a UDP port (1-65535)`);
+  const subnet = env.KNIT_WG_SUBNET || DEFAULTS.wgSubnet;
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(subnet);
+  if (!m || Number(m[2]) > 30 || m[1].split('.').some((o) => Number(o) > 255)) {
+    throw badRequest(`KNIT_WG_SUBNET "${subnet}" is not an IPv4 subnet of at least 4 addresses (ADDRESS/PREFIX, prefix at most 30)`);
+  }
+  parseCidr(subnet, 'KNIT_WG_SUBNET');
+  const out: Config['wireguard'] = { port: Number(port), subnet };
+  const rotate = env.KNIT_WG_ROTATE;
+  if (rotate) {
+    const r = /^(\d{1,9})([smhd]?)$/.exec(rotate);
+    const seconds = r ? Number(r[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[r[2] as '' | 's' | 'm' | 'h' | 'd'] : NaN;
+    if (!(seconds >= 10)) throw badRequest(`KNIT_WG_ROTATE "${rotate}" is not a period of at least 10 seconds (e.g. 3600, 90m, 12h, 7d)`);
+    out.rotateSeconds = seconds;
+  }
+  return out;
+}
+
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
   const level = env.KNIT_LOG_LEVEL || DEFAULTS.logLevel;
   if (!(LEVELS as readonly string[]).includes(level)) {
@@ -129,5 +155,6 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     dockerSocket: parseDockerHost(env.KNIT_DOCKER_HOST),
     resolvConf: env.KNIT_RESOLV_CONF || undefined,
     metrics: parseMetricsAddress(env.KNIT_METRICS),
+    wireguard: parseWireguard(env),
   };
 }

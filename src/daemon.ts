@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { Config } from './config.js';
 import { Kernel } from './datapath/kernel.js';
-import { describe, KnitError } from './errors.js';
+import { badRequest, describe, KnitError } from './errors.js';
 import { sweep } from './maintenance.js';
 import { Ipam } from './ipam/service.js';
 import { HostAddresses } from './ipam/host-addresses.js';
@@ -26,6 +26,7 @@ import { Overlay } from './network/overlay/index.js';
 import { HostLease } from './network/overlay/lease.js';
 import { Segments } from './network/overlay/segments.js';
 import { HostRecordWatch } from './network/overlay/watch.js';
+import { Tunnel } from './network/overlay/tunnel.js';
 import { keys as ipamKeys, type PoolRecord } from './ipam/records.js';
 import { subnetKey } from './addr/cidr.js';
 import { decode } from './store/records.js';
@@ -116,7 +117,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   // Name records live under it too (with the embedded store, whose leases end with the process, as well).
   const lease = cluster !== local || ul || config.dnsAddress ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS }) : undefined;
   const watch = lease ? new HostRecordWatch({ cluster, hostId, lease, log }) : undefined;
-  const overlay = ul && lease && watch ? new Overlay({ cluster, hostId, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu }, kernel, log, lease, watch }) : undefined;
+  const tunnel = ul && lease && watch
+    ? new Tunnel({
+        cluster, local, hostId, kernel, log, lease, watch, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu },
+        stateDir: config.stateDir, port: config.wireguard.port, subnet: parseCidr(config.wireguard.subnet, 'KNIT_WG_SUBNET'),
+      })
+    : undefined;
+  const overlay = ul && lease && watch && tunnel ? new Overlay({ cluster, hostId, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu }, kernel, log, lease, watch, tunnel }) : undefined;
   const segments = overlay?.segments ?? new Segments({ cluster, hostId, log });
   const firewall = new IptablesFirewall(kernel, log);
   let sweepSoon = (): void => undefined;
@@ -149,6 +156,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     ...(await reconcile({ driver, kernel, firewall, log, initial: false })),
     ...(await sweep({ driver, ipam, kernel, log })),
     ...(names ? { names: names.names.findings() } : {}),
+    ...(tunnel ? { tunnelRepaired: await tunnel.repair() } : {}),
   });
   const calls = new CallMetrics();
   let served: RunningMetrics | undefined;
@@ -159,11 +167,18 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     })),
     ...(names ? { names: { ...names.names.status(), answers: names.resolver?.stats() ?? 'resolver not running' } } : {}),
     ...(served ? { metrics: served.status() } : {}),
+    ...(tunnel ? { wireguard: await tunnel.status() } : {}),
   });
+  const rotateKey = async () => {
+    if (!tunnel) throw badRequest('this knit runs without KNIT_ADVERTISE, so it has no encrypted overlay and no WireGuard key');
+    return tunnel.rotate();
+  };
   const hints = engineHints(log);
   const observer = exported ? { record: (...a: Parameters<CallMetrics['record']>) => (calls.record(...a), exported.record(...a)) } : calls;
-  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, hints }), log, ready, metrics: observer });
+  const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, rotateKey, hints }), log, ready, metrics: observer });
   const server: Server = await listen(app, config.socket);
+  // Encrypted overlays' rules and tunnel before their VXLAN devices are reconciled: nothing may leave in clear.
+  await tunnel?.boot((await driver.networks()).some((n) => n.encrypted));
   await reconcile({ driver, kernel, firewall, log, initial: true });
   await refreshHostAddrs();
   overlay?.load(await driver.networks(), await driver.endpoints());
@@ -192,6 +207,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const runSweep = () => {
     void sweep({ driver, ipam, kernel, log }).catch((err) => log.warn('sweep failed', { error: describe(err) }));
     void refreshHostAddrs();
+    void tunnel?.repair().catch((err) => log.error('WireGuard tunnel repair failed; encrypted overlays drop their traffic until it works', { error: describe(err) }));
   };
   const timer = setInterval(runSweep, SWEEP_INTERVAL_MS);
   timer.unref();
@@ -202,6 +218,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
           .then((live) => ipam.reclaimLost({ live, now: Date.now(), afterMs: config.reclaimAfterSeconds * 1000 }))
           .then(async (reclaimed) => {
             await segments.forgetHosts(reclaimed);
+            await tunnel?.forgetHosts(reclaimed);
             await hostAddrs.forget(reclaimed);
             // Other hosts' addresses, freshly: a host that just started is known within one tick.
             await hostAddrs.reload();
@@ -210,6 +227,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       }, LIVENESS_INTERVAL_MS)
     : undefined;
   liveness?.unref();
+  const rotation = tunnel && config.wireguard.rotateSeconds ? setInterval(() => {
+    if (tunnel.active) void tunnel.rotate().catch((err) => log.warn('scheduled WireGuard key rotation failed', { error: describe(err) }));
+  }, config.wireguard.rotateSeconds * 1000) : undefined;
+  rotation?.unref();
   let pending: NodeJS.Timeout | undefined;
   // A released pool is normally followed at once by DeleteNetwork; if not, dockerd gave up on the network.
   sweepSoon = () => {
@@ -223,6 +244,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     async stop() {
       clearInterval(timer);
       clearInterval(liveness);
+      clearInterval(rotation);
       clearTimeout(pending);
       await served?.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

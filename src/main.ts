@@ -11,13 +11,18 @@ import type { StatusDocument } from './status.js';
 
 async function query(command: Extract<Command, { kind: 'ask' }>, config: Config): Promise<number> {
   const socket = command.socket ?? config.socket;
-  const doc = await ask(socket, command.what === 'status' ? '/knit.Status' : '/knit.Doctor');
+  const path = { status: '/knit.Status', doctor: '/knit.Doctor', 'rotate-key': '/knit.RotateKey' }[command.what];
+  const doc = await ask(socket, path);
   if (command.json) {
     process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     return 0;
   }
   if (command.what === 'status') {
     process.stdout.write(formatStatus(doc as StatusDocument));
+    return 0;
+  }
+  if (command.what === 'rotate-key') {
+    process.stdout.write(`WireGuard key rotated; new public key ${(doc as { publicKey: string }).publicKey}\n`);
     return 0;
   }
   const report = doc as DoctorDocument;

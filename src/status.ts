@@ -6,6 +6,7 @@ import { K } from './network/overlay/keys.js';
 import type { Store } from './store/types.js';
 import type { MetricsStatus } from './metrics/start.js';
 import { withTimeout } from './util/timeout.js';
+import type { TunnelStatus } from './network/overlay/tunnel.js';
 
 /** A status call must answer even when the cluster store does not: past this, the store counts as unreachable. */
 const STORE_PROBE_MS = 2_000;
@@ -49,6 +50,8 @@ export interface StatusDocument {
   /** Other hosts alive in the cluster store (absent with the embedded store). */
   peers?: PeerStatus[];
   calls: Record<string, { count: number; errors: number; p50: number; p99: number; max: number }>;
+  /** Encrypted overlays' tunnel (absent without KNIT_ADVERTISE). */
+  wireguard?: TunnelStatus;
   spawned: Record<string, number>;
   rssBytes: number;
   /** Absent when KNIT_METRICS is unset (metrics off). */

@@ -94,13 +94,13 @@ describe('network options libnetwork 28+ passes on', () => {
     expect(await linkExists(bridgeOf(nid))).toBe(false);
   });
 
-  test('--opt encrypted, as dockerd 28.5.2 sends it, is refused as not supported yet', async () => {
+  test('--opt encrypted on a bridge network, as dockerd 28.5.2 sends it, is refused: encryption is for overlays', async () => {
     const nid = '10a80061eea83134bc844c380f4cdfb87191e33afbf68668413a032d4fe446c7';
     const literal = `{"NetworkID":"${nid}","Options":{"com.docker.network.enable_ipv4":true,"com.docker.network.enable_ipv6":false,` +
       '"com.docker.network.generic":{"encrypted":""}},"IPv4Data":[{"AddressSpace":"knit-local","Gateway":"10.71.0.1/24","Pool":"10.71.0.0/24"}],"IPv6Data":[]}';
     const r = await post(socket, '/NetworkDriver.CreateNetwork', literal);
     expect(r.status).toBe(500);
-    expect(r.body.Err).toBe('option encrypted: encrypted knit overlays are not supported yet; create the network without --opt encrypted');
+    expect(r.body.Err).toBe('option encrypted only applies to knit.mode=overlay networks (a bridge network never leaves its host)');
     expect(await linkExists(bridgeOf(nid))).toBe(false);
     expect((await post(socket, '/knit.Status', {})).body.networks).toEqual([]);
   });
@@ -108,8 +108,8 @@ describe('network options libnetwork 28+ passes on', () => {
   test.each([
     [{ 'knit.mdoe': 'overlay' }, /unknown option "knit\.mdoe"; knit accepts .*knit\.mode/],
     [{ 'com.docker.network.bridge.gateway_mode_ipv4': 'routed' }, /unknown option "com\.docker\.network\.bridge\.gateway_mode_ipv4"/],
-    // Docker's `--opt encrypted`, refused until knit encrypts overlays.
-    [{ 'knit.mode': 'overlay', encrypted: '' }, /option encrypted: encrypted knit overlays are not supported yet; create the network without --opt encrypted/],
+    // Docker's `--opt encrypted` takes no value or a boolean.
+    [{ 'knit.mode': 'overlay', encrypted: 'yes please' }, /option encrypted="yes please" is not a boolean/],
   ])('%p is refused with a message, and nothing is made', async (generic, message) => {
     const nid = dockerId();
     const r = await createNetwork(nid, '10.71.0.0/24', '10.71.0.1/24', generic);

@@ -31,6 +31,25 @@ describe('parseArgs', () => {
   });
 });
 
+test('rotate-key asks the daemon like status and doctor', () => {
+  expect(parseArgs(['rotate-key'])).toEqual({ kind: 'ask', what: 'rotate-key', json: false });
+  expect(parseArgs(['rotate-key', '--json', '--socket=/tmp/k.sock'])).toEqual({ kind: 'ask', what: 'rotate-key', json: true, socket: '/tmp/k.sock' });
+  expect(parseArgs(['rotate-key', 'now'])).toEqual({ kind: 'usage', problem: 'knit rotate-key does not take "now"' });
+});
+
+test('the WireGuard part: which backend runs, the tunnel, each peer\'s last handshake and bytes; or that none is in use', () => {
+  const now = Math.round(Date.now() / 1000);
+  const wireguard = {
+    backend: 'wireguard-go' as const, device: 'kwg3f2a9c1e0b7d', address: '169.254.64.1', publicKey: 'K'.repeat(43) + '=', listenPort: 51820, up: true,
+    peers: [{ host: '77aa88bb99cc00dd', endpoint: '10.0.0.2:51820', address: '169.254.64.2', latestHandshake: now - 5, rx: 1200, tx: 3400 }],
+  };
+  const text = formatStatus({ ...doc, wireguard });
+  expect(text).toContain(`WireGuard: wireguard-go (userspace: the kernel has no WireGuard), kwg3f2a9c1e0b7d 169.254.64.1 port 51820, public key ${'K'.repeat(43)}=\n`);
+  expect(text).toMatch(/^  77aa88bb99cc00dd\s+10\.0\.0\.2:51820\s+169\.254\.64\.2\s+[56] s ago\s+1200\/3400$/m);
+  expect(formatStatus({ ...doc, wireguard: { ...wireguard, up: false, peers: [] } })).toContain('WireGuard: not in use (no encrypted overlay on this host); backend wireguard-go\n');
+  expect(formatStatus(doc)).not.toContain('WireGuard');
+});
+
 test('a socket nobody listens on is one sentence: knit is not running', () => {
   expect(unreachable('/run/docker/plugins/knit.sock', 'ENOENT')).toBe('knit is not running: cannot reach /run/docker/plugins/knit.sock');
   expect(unreachable('/s', 'ECONNREFUSED')).toBe('knit is not running: cannot reach /s');

@@ -31,6 +31,7 @@ describe('parseConfig', () => {
       dnsAddress: '169.254.53.53',
       dockerSocket: '/var/run/docker.sock',
       resolvConf: undefined,
+      wireguard: { port: 51820, subnet: '169.254.64.0/18' },
     });
     expect(parseConfig({}).defaultPools.length).toBe(2);
   });
@@ -53,6 +54,9 @@ describe('parseConfig', () => {
       KNIT_DNS_ADDRESS: '169.254.1.53',
       KNIT_DOCKER_HOST: 'unix:///run/docker-other.sock',
       KNIT_RESOLV_CONF: '/etc/knit-resolv.conf',
+      KNIT_WG_PORT: '51900',
+      KNIT_WG_SUBNET: '10.99.0.0/24',
+      KNIT_WG_ROTATE: '12h',
     });
     expect(c).toEqual({
       socket: '/tmp/k.sock',
@@ -68,6 +72,7 @@ describe('parseConfig', () => {
       dnsAddress: '169.254.1.53',
       dockerSocket: '/run/docker-other.sock',
       resolvConf: '/etc/knit-resolv.conf',
+      wireguard: { port: 51900, subnet: '10.99.0.0/24', rotateSeconds: 43_200 },
     });
   });
 
@@ -86,6 +91,11 @@ describe('parseConfig', () => {
     [{ KNIT_STORE: 'redis://h:1' }, 'KNIT_STORE "redis://h:1" is not "local"'],
     [{ KNIT_DEFAULT_POOLS: '10.0.0.0/8' }, 'KNIT_DEFAULT_POOLS entry "10.0.0.0/8" is not BASE/LEN:SIZE'],
     [{ KNIT_DEFAULT_POOLS: '10.0.0.0/16:8' }, 'KNIT_DEFAULT_POOLS entry "10.0.0.0/16:8": size must be between 16 and'],
+    [{ KNIT_WG_PORT: '70000' }, 'KNIT_WG_PORT "70000" is not a UDP port (1-65535)'],
+    [{ KNIT_WG_SUBNET: 'fd00::/64' }, 'KNIT_WG_SUBNET "fd00::/64" is not an IPv4 subnet of at least 4 addresses'],
+    [{ KNIT_WG_SUBNET: '10.0.0.0/31' }, 'KNIT_WG_SUBNET "10.0.0.0/31" is not an IPv4 subnet'],
+    [{ KNIT_WG_ROTATE: '5' }, 'KNIT_WG_ROTATE "5" is not a period of at least 10 seconds'],
+    [{ KNIT_WG_ROTATE: '1w' }, 'KNIT_WG_ROTATE "1w" is not a period of at least 10 seconds'],
   ])('%p is refused: %s', (env, message) => {
     refused(() => parseConfig(env), message);
   });

@@ -95,6 +95,7 @@ test('with KNIT_ADVERTISE, an overlay on knit\'s IPAM asks for its segment with 
     defineSegment: async (spec) => (asked.push(structuredClone(spec)), 5005),
     leaveSegment: async () => undefined, reconcileSegments: async () => 0, attach: async () => undefined,
     detach: () => undefined, publish: async () => undefined, unpublish: async () => undefined,
+    encrypt: async () => { throw new Error('not encrypted'); }, stopTunnel: async () => undefined,
   };
   const dir2 = await mkdtemp(join(tmpdir(), 'knit-overlay-range-'));
   const local = await openLocalStore(join(dir2, 'db'));
@@ -110,6 +111,32 @@ test('with KNIT_ADVERTISE, an overlay on knit\'s IPAM asks for its segment with 
     await driver.createNetwork({ id: BRIDGE, options: generic, ipv4: [{ addressSpace: 'default', pool: '10.230.0.0/24', aux: {} }], ipv6: [] });
     expect(asked.map((a) => [a.ipv4[0].subnet, a.ipRange])).toEqual([['10.220.0.0/24', '10.220.0.128/25'], ['10.230.0.0/24', undefined]]);
     expect(await driver.network(OVERLAY)).toMatchObject({ vni: 5005, vtep: '192.0.2.1', mtu: 1450, ipRange: '10.220.0.128/25' });
+  } finally {
+    await local.close();
+    await rm(dir2, { recursive: true, force: true });
+  }
+});
+
+test('-o encrypted: the segment is asked for encrypted, the VXLAN device binds the tunnel address on its own port with the WireGuard MTU, and the tunnel stops with the last encrypted network', async () => {
+  const asked: SegmentSpec[] = [];
+  const calls: string[] = [];
+  const overlay: OverlayControl = {
+    vtep: '192.0.2.1', underlayMtu: 1500,
+    defineSegment: async (spec) => (asked.push(structuredClone(spec)), 5006),
+    leaveSegment: async () => void calls.push('leave'), reconcileSegments: async () => 0, attach: async () => undefined,
+    detach: () => undefined, publish: async () => undefined, unpublish: async () => undefined,
+    encrypt: async () => (calls.push('encrypt'), { vtep: '169.254.64.1', mtu: 1390 }), stopTunnel: async () => void calls.push('stop'),
+  };
+  const dir2 = await mkdtemp(join(tmpdir(), 'knit-overlay-encrypted-'));
+  const local = await openLocalStore(join(dir2, 'db'));
+  try {
+    const driver = new NetworkDriver({ store: local, kernel, firewall, log: createLogger('error'), overlay, boundPorts: async () => ({ tcp: new Set(), udp: new Set(), sctp: new Set() }) });
+    await driver.createNetwork({ id: OVERLAY, options: { 'com.docker.network.generic': { 'knit.mode': 'overlay', encrypted: '' } }, ipv4: [{ pool: '10.240.0.0/24', aux: {} }], ipv6: [] });
+    expect(asked[0].encrypted).toBe(true);
+    expect(await driver.network(OVERLAY)).toMatchObject({ encrypted: true, vni: 5006, vtep: '169.254.64.1', mtu: 1390 });
+    expect(applied.find((op) => op.op === 'vxlan-add')).toMatchObject({ local: '169.254.64.1', port: 4790, mtu: 1390, vni: 5006 });
+    await driver.deleteNetwork(OVERLAY);
+    expect(calls).toEqual(['encrypt', 'leave', 'stop']);
   } finally {
     await local.close();
     await rm(dir2, { recursive: true, force: true });

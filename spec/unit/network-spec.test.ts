@@ -26,6 +26,12 @@ describe('network options', () => {
   test('overlay with a VNI', () => {
     expect(spec({ 'knit.mode': 'overlay', 'knit.vni': '4242' })).toMatchObject({ mode: 'overlay', vni: 4242 });
   });
+  test('encrypted overlay: Docker\'s `--opt encrypted` (empty), or a true boolean; false or absent is plain', () => {
+    expect(spec({ 'knit.mode': 'overlay', encrypted: '' })).toMatchObject({ mode: 'overlay', encrypted: true });
+    expect(spec({ 'knit.mode': 'overlay', encrypted: 'true' }).encrypted).toBe(true);
+    expect(spec({ 'knit.mode': 'overlay', encrypted: 'false' })).not.toHaveProperty('encrypted');
+    expect(spec({ 'knit.mode': 'overlay' })).not.toHaveProperty('encrypted');
+  });
   test.each([
     [{ 'com.docker.network.bridge.enable_icc': 'maybe' }, /enable_icc="maybe" is not a boolean/],
     [{ 'com.docker.network.driver.mtu': '9x' }, /mtu="9x" must be a whole number/],
@@ -37,7 +43,8 @@ describe('network options', () => {
     [{ bogus: '1' }, /unknown option "bogus"/],
     [{ 'knit.mdoe': 'overlay' }, /unknown option "knit.mdoe"/],
     [{ 'com.docker.network.bridge.gateway_mode_ipv4': 'routed' }, /unknown option "com.docker.network.bridge.gateway_mode_ipv4"/],
-    [{ encrypted: '' }, /encrypted knit overlays are not supported yet/],
+    [{ encrypted: '' }, /option encrypted only applies to knit.mode=overlay/],
+    [{ 'knit.mode': 'overlay', encrypted: 'maybe' }, /encrypted="maybe" is not a boolean/],
     [{ 'com.docker.network.bridge.name': { a: 1 } }, /must be a string/],
   ])('refuses %p', (generic, msg) => {
     expect(() => spec(generic)).toThrow(msg);

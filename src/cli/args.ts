@@ -2,7 +2,7 @@
 export type Command =
   | { kind: 'daemon' }
   | { kind: 'help' }
-  | { kind: 'ask'; what: 'status' | 'doctor'; json: boolean; socket?: string }
+  | { kind: 'ask'; what: 'status' | 'doctor' | 'rotate-key'; json: boolean; socket?: string }
   | { kind: 'usage'; problem: string };
 
 export const USAGE = `usage: knit [COMMAND] [OPTIONS]
@@ -12,9 +12,10 @@ Commands:
   status           what this host's knit serves: store and lease, networks, endpoints and published
                    ports, overlay peers, call timings, processes spawned, memory
   doctor           reconcile knit's records with the kernel now and say what was found and fixed
+  rotate-key       give this host's WireGuard (encrypted overlays) a new key pair, make-before-break
   help             this text
 
-Options of status and doctor:
+Options of status, doctor and rotate-key:
   --json           the full document as JSON, for scripts
   --socket PATH    the plugin socket to ask (default: KNIT_SOCKET, else /run/docker/plugins/knit.sock;
                    a managed plugin's is /run/docker/plugins/PLUGIN-ID/knit.sock)
@@ -24,7 +25,7 @@ The daemon's settings are KNIT_* environment variables (README, "Settings").
 
 const HELP = new Set(['help', '--help', '-h']);
 
-function askOptions(what: 'status' | 'doctor', rest: string[]): Command {
+function askOptions(what: 'status' | 'doctor' | 'rotate-key', rest: string[]): Command {
   let json = false;
   let socket: string | undefined;
   for (let i = 0; i < rest.length; i++) {
@@ -43,7 +44,7 @@ export function parseArgs(argv: string[]): Command {
   const [first, ...rest] = argv;
   if (first === undefined) return { kind: 'daemon' };
   if (HELP.has(first)) return { kind: 'help' };
-  if (first === 'status' || first === 'doctor') return askOptions(first, rest);
+  if (first === 'status' || first === 'doctor' || first === 'rotate-key') return askOptions(first, rest);
   if (first === 'daemon') {
     if (rest.length === 0) return { kind: 'daemon' };
     return HELP.has(rest[0]) ? { kind: 'help' } : { kind: 'usage', problem: `knit daemon takes no arguments (settings are KNIT_* variables), not "${rest[0]}"` };

@@ -4,7 +4,7 @@ import type { SweepReport } from '../maintenance.js';
 import type { PortMapping } from '../network/records.js';
 import type { StatusDocument, StoreStatus } from '../status.js';
 
-export type DoctorDocument = DoctorReport & SweepReport;
+export type DoctorDocument = DoctorReport & SweepReport & { tunnelRepaired?: boolean };
 
 /** Columns padded to their widest cell, two spaces apart, each row indented under its heading. */
 export function table(header: string[], rows: string[][]): string[] {
@@ -58,6 +58,18 @@ function peerLines(doc: StatusDocument): string[] {
   return [heading('Peers', String(doc.peers.length)), ...table(['HOST', 'VTEP', 'ENDPOINTS'], rows)];
 }
 
+/** Which WireGuard runs (kernel or wireguard-go), this host's tunnel and each peer's last handshake. */
+function wireguardLines(doc: StatusDocument): string[] {
+  const w = doc.wireguard;
+  if (!w) return [];
+  if (!w.up) return [heading('WireGuard', `not in use (no encrypted overlay on this host)${w.backend ? `; backend ${w.backend}` : ''}`)];
+  const backend = w.backend === 'kernel' ? 'kernel' : 'wireguard-go (userspace: the kernel has no WireGuard)';
+  const head = heading('WireGuard', `${backend}, ${w.device} ${w.address ?? '-'} port ${w.listenPort}, public key ${w.publicKey ?? '-'}`);
+  const age = (t?: number) => (t ? `${Math.max(0, Math.round(Date.now() / 1000 - t))} s ago` : 'never');
+  const rows = w.peers.map((p) => [p.host, p.endpoint, p.address, age(p.latestHandshake), `${p.rx ?? 0}/${p.tx ?? 0}`]);
+  return rows.length ? [head, ...table(['PEER', 'ENDPOINT', 'TUNNEL', 'HANDSHAKE', 'RX/TX BYTES'], rows)] : [head, '  no peer publishes a WireGuard key yet'];
+}
+
 function callLines(doc: StatusDocument): string[] {
   const names = Object.keys(doc.calls).sort();
   if (names.length === 0) return [heading('Calls', 'none yet')];
@@ -78,6 +90,7 @@ export function formatStatus(doc: StatusDocument): string {
     ...networkLines(doc),
     ...endpointLines(doc),
     ...peerLines(doc),
+    ...wireguardLines(doc),
     ...callLines(doc),
     heading('Processes', spawned.length ? `${spawned.map(([t, n]) => `${t} ${n}`).join(', ')} (spawned since start)` : 'none spawned since start'),
     heading('Memory', `${Math.round(doc.rssBytes / 1024 / 1024)} MB resident`),
@@ -98,6 +111,7 @@ export function formatDoctor(doc: DoctorDocument): string {
     [doc.removed, 'links without a record removed'],
     [doc.firewallJumpsFixed, 'firewall jumps restored'],
     ...SWEPT.map(([k, text]): [number, string] => [doc[k], text]),
+    [doc.tunnelRepaired ? 1 : 0, 'WireGuard tunnel of encrypted overlays brought back'],
   ];
   const done = counts.filter(([n]) => n > 0).map(([n, text]) => `  ${n} ${text}`);
   const lines: string[] = [];

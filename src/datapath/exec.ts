@@ -4,13 +4,15 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { KnitError, unavailable } from '../errors.js';
 
-export type Tool = 'ip' | 'bridge' | 'iptables-restore' | 'ip6tables-restore' | 'iptables-save' | 'ip6tables-save' | 'sysctl' | 'conntrack';
+export type Tool = 'ip' | 'bridge' | 'iptables-restore' | 'ip6tables-restore' | 'iptables-save' | 'ip6tables-save' | 'sysctl' | 'conntrack' | 'wg' | 'wireguard-go';
 
 export interface Command {
   tool: Tool;
   args: string[];
   input?: string;
   timeoutMs?: number;
+  /** Added to the environment (which is otherwise knit's own, with LC_ALL=C). */
+  env?: Record<string, string>;
 }
 
 /** A finished process; a non-zero exit code is a result, not an exception. */
@@ -30,7 +32,7 @@ const resolved = new Map<Tool, string>();
 
 /** Processes started so far, per tool (for benchmarks and for tests of the one-process-per-batch rule). */
 export function spawnCounts(): Record<Tool, number> {
-  const all: Tool[] = ['ip', 'bridge', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'ip6tables-save', 'sysctl', 'conntrack'];
+  const all: Tool[] = ['ip', 'bridge', 'iptables-restore', 'ip6tables-restore', 'iptables-save', 'ip6tables-save', 'sysctl', 'conntrack', 'wg', 'wireguard-go'];
   return Object.fromEntries(all.map((t) => [t, counts.get(t) ?? 0])) as Record<Tool, number>;
 }
 
@@ -63,7 +65,7 @@ export async function run(cmd: Command): Promise<RunResult> {
     timeout,
     reject: false,
     // The kernel's words are parsed (e.g. "Cannot find device"): keep them untranslated.
-    env: { LC_ALL: 'C' },
+    env: { ...cmd.env, LC_ALL: 'C' },
   });
   const durationMs = Math.round(performance.now() - started);
   if (r.timedOut) throw unavailable(`${cmd.tool} did not finish within ${timeout} ms and was stopped`);

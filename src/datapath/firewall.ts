@@ -3,7 +3,7 @@ import { badRequest } from '../errors.js';
 import { validateChain, validateIfName } from './names.js';
 import { parseCidr, parseIp } from '../addr/cidr.js';
 
-export type Table = 'filter' | 'nat';
+export type Table = 'filter' | 'nat' | 'raw' | 'mangle';
 
 /** One rule: every field that reaches the command line is typed, validated and rendered here. */
 export interface Rule {
@@ -87,7 +87,7 @@ export function renderRule(chain: string, r: Rule): string {
  */
 export function renderRestore(chains: Chain[], drop: Array<{ table: Table; name: string }> = []): string {
   const lines: string[] = [];
-  for (const table of ['filter', 'nat'] as const) {
+  for (const table of ['filter', 'nat', 'raw', 'mangle'] as const) {
     const mine = chains.filter((c) => c.table === table);
     const gone = drop.filter((d) => d.table === table);
     if (mine.length === 0 && gone.length === 0) continue;

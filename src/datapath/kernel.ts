@@ -13,6 +13,7 @@ import type { LinkState, Op } from './ops.js';
 import { parseLinks, parseRouteDsts, parseVxlanEntries, type VxlanEntries } from './parse.js';
 import { renderBatches } from './render.js';
 import { readSysctl, writeSysctl } from './sysctl.js';
+import { WireGuard } from './wireguard.js';
 
 export interface KernelOptions {
   log?: Log;
@@ -26,6 +27,8 @@ export class Kernel {
   private readonly conntrack: Conntrack;
   private readonly iptables: Iptables;
   private readonly observer?: KernelObserver;
+  /** WireGuard devices, keys and peers (encrypted overlays). */
+  readonly wireguard = new WireGuard();
 
   constructor(options: KernelOptions = {}) {
     const log = options.log ?? (() => undefined);

@@ -24,6 +24,7 @@ export type LinkOp =
   | { op: 'addr-del'; dev: string; cidr: string }
   | { op: 'link-master'; name: string; master: string }
   | { op: 'link-up'; name: string }
+  | { op: 'link-mtu'; name: string; mtu: number }
   | { op: 'link-del'; name: string };
 
 export type FdbOp =

@@ -76,6 +76,8 @@ export function renderOp(op: Op): Rendered {
       return ip(['link', 'set', validateIfName(op.name), 'master', validateIfName(op.master)]);
     case 'link-up':
       return ip(['link', 'set', validateIfName(op.name), 'up']);
+    case 'link-mtu':
+      return ip(['link', 'set', validateIfName(op.name), 'mtu', String(validateMtu(op.mtu))]);
     case 'link-del':
       return ip(['link', 'del', validateIfName(op.name)]);
     case 'neigh-add':
@@ -150,6 +152,7 @@ export function describeOp(op: Op): string {
     case 'addr-del': return `removing address ${op.cidr} from ${op.dev}`;
     case 'link-master': return `attaching ${op.name} to ${op.master}`;
     case 'link-up': return `bringing ${op.name} up`;
+    case 'link-mtu': return `setting the MTU of ${op.name} to ${op.mtu}`;
     case 'link-del': return `deleting link ${op.name}`;
     case 'fdb-add': return `adding forwarding entry ${op.mac} via ${op.dst} on ${op.dev}`;
     case 'fdb-del': return `removing forwarding entry ${op.mac} via ${op.dst} on ${op.dev}`;

@@ -3,6 +3,7 @@ import type { LinkOp, Op } from '../datapath/ops.js';
 import { aliasFor, vethNames, vxlanName } from '../datapath/names.js';
 import { isMacvlan, macvlanEndpointNames, planMacvlanEndpoint, planMacvlanNetwork, planMacvlanNetworkRemoval } from './macvlan/plan.js';
 import { VXLAN_PORT } from './overlay/plan.js';
+import { ENCRYPTED_VXLAN_PORT } from './overlay/wg-plan.js';
 import type { EndpointRecord, NetworkRecord } from './records.js';
 
 export const DEFAULT_MTU = 1500;
@@ -21,7 +22,7 @@ export function planNetwork(net: NetworkRecord): LinkOp[] {
 
 export function vxlanOp(net: NetworkRecord): LinkOp {
   return {
-    op: 'vxlan-add', name: vxlanName(net.vni!), vni: net.vni!, local: net.vtep!, port: VXLAN_PORT,
+    op: 'vxlan-add', name: vxlanName(net.vni!), vni: net.vni!, local: net.vtep!, port: net.encrypted ? ENCRYPTED_VXLAN_PORT : VXLAN_PORT,
     mtu: mtuOf(net), master: net.bridge, alias: aliasFor('vx', net.id), up: true,
   };
 }

@@ -33,6 +33,8 @@ export interface NetworkSpec {
   vni?: number;
   /** Set on macvlan networks (whose `bridge` is the name of their host leg, when they have one). */
   macvlan?: MacvlanSpec;
+  /** `-o encrypted` on an overlay: its VXLAN between hosts travels only inside WireGuard (absent when plain). */
+  encrypted?: boolean;
   /** The pools came from knit's own IPAM (so a released pool means the network is gone). */
   knitIpam: boolean;
   ipv4: SubnetSpec[];
@@ -47,6 +49,8 @@ export const OPT = {
   mtu: 'com.docker.network.driver.mtu',
   mode: 'knit.mode',
   vni: 'knit.vni',
+  /** Docker's own name for it (swarm overlays); `--opt encrypted` sends an empty value. */
+  encrypted: 'encrypted',
 } as const;
 
 const KNOWN = new Set<string>([...Object.values(OPT), ...Object.values(MACVLAN_OPT)]);
@@ -67,9 +71,6 @@ function parseInteger(key: string, value: unknown, min: number, max: number): nu
   return n;
 }
 
-/** Docker's own `--opt encrypted` (swarm overlays); knit refuses it until it encrypts overlays itself. */
-export const ENCRYPTED = 'encrypted';
-
 /**
  * Options libnetwork itself reads and validates for every driver, then passes on in the generic options
  * (dockerd 28+: how many unsolicited ARP/NA messages it sends for a new interface, and how far apart). They are
@@ -81,9 +82,6 @@ export const LIBNETWORK_OPTIONS = new Set(['com.docker.network.advertise_addr_nm
 function ownOption(key: string): boolean {
   if (KNOWN.has(key)) return true;
   if (LIBNETWORK_OPTIONS.has(key)) return false;
-  if (key === ENCRYPTED) {
-    throw badRequest('option encrypted: encrypted knit overlays are not supported yet; create the network without --opt encrypted');
-  }
   throw badRequest(`unknown option "${key.slice(0, 100)}"; knit accepts ${[...KNOWN].join(', ')}`);
 }
 
@@ -128,6 +126,10 @@ export function buildSpec(req: { id: string; options: Record<string, unknown>; i
   if (o[OPT.hostBinding] !== undefined) spec.hostBindingIpv4 = hostBinding(o[OPT.hostBinding]);
   if (mode === 'macvlan') spec.macvlan = macvlanSpec(o, parseBool);
   else refuseMacvlanOptions(o, mode);
+  if (o[OPT.encrypted] !== undefined && (o[OPT.encrypted] === '' || parseBool(OPT.encrypted, o[OPT.encrypted]))) {
+    if (mode !== 'overlay') throw badRequest(`option ${OPT.encrypted} only applies to ${OPT.mode}=overlay networks (a bridge network never leaves its host)`);
+    spec.encrypted = true;
+  }
   return spec;
 }
 

@@ -23,6 +23,8 @@ export interface Handlers {
   doctor: () => Promise<object>;
   /** Call timings, processes spawned, memory (`knit status`, benchmarks). */
   status: () => Promise<object>;
+  /** Rotates this host's WireGuard key (`knit rotate-key`). */
+  rotateKey?: () => Promise<object>;
   /** Told what each call shows about dockerd's version. */
   hints?: EngineHints;
 }
@@ -30,7 +32,7 @@ export interface Handlers {
 const ipamConfigs = (list: IpamDataWire[] | null | undefined): IpamConfig[] =>
   (list ?? []).map((d) => ({ addressSpace: d.AddressSpace, pool: d.Pool, gateway: d.Gateway || undefined, aux: d.AuxAddresses ?? {} }));
 
-export function routeTable({ network, ipam, doctor, status, hints }: Handlers): Record<string, Route> {
+export function routeTable({ network, ipam, doctor, status, rotateKey, hints }: Handlers): Record<string, Route> {
   const net = (handle: (body: unknown) => Promise<object>): Route => ({ ipam: false, handle });
   const ipm = (handle: (body: unknown) => Promise<object>): Route => ({ ipam: true, handle });
   return {
@@ -122,5 +124,9 @@ export function routeTable({ network, ipam, doctor, status, hints }: Handlers): 
     }),
     '/knit.Doctor': net(async () => doctor()),
     '/knit.Status': { ipam: false, instant: true, handle: async () => status() },
+    '/knit.RotateKey': net(async () => {
+      if (!rotateKey) throw badRequest('this knit has no WireGuard key to rotate');
+      return rotateKey();
+    }),
   };
 }

@@ -25,6 +25,10 @@ export interface OverlayControl {
   detach(net: NetworkRecord): void;
   publish(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
   unpublish(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
+  /** `-o encrypted`: the WireGuard tunnel up; its address is the VXLAN device's local address. */
+  encrypt(): Promise<{ vtep: string; mtu: number }>;
+  /** This host's last encrypted overlay is gone: the tunnel goes. */
+  stopTunnel(): Promise<void>;
 }
 
 export interface NetworkDeps {

@@ -50,6 +50,7 @@ export class Networks {
     await this.s.forget(keys.network(net.id));
     if (net.mode === 'overlay') await this.s.undo(() => this.s.overlayFor(net).leaveSegment(net.ipv4[0].subnet));
     await this.s.undo(async () => this.parents.release(net, await this.s.networks()));
+    if (net.encrypted) await this.s.undo(() => this.stopTunnelIfUnused());
   }
 
   /** The segment's VNI, this host's VTEP and the MTU the VXLAN headers leave, into the record. */
@@ -59,8 +60,26 @@ export class Networks {
     // Only knit's IPAM tells the driver a pool's --ip-range; with another IPAM it is unknown and not compared.
     if (net.knitIpam && this.s.deps.poolRange) net.ipRange = (await this.s.deps.poolRange(net.ipv4[0].subnet)) ?? '';
     net.vni = await ov.defineSegment(net);
-    net.vtep = ov.vtep;
-    net.mtu ??= ov.underlayMtu - VXLAN_OVERHEAD;
+    if (!net.encrypted) {
+      net.vtep = ov.vtep;
+      net.mtu ??= ov.underlayMtu - VXLAN_OVERHEAD;
+      return;
+    }
+    try {
+      const tunnel = await ov.encrypt();
+      net.vtep = tunnel.vtep;
+      net.mtu ??= tunnel.mtu;
+    } catch (err) {
+      await this.s.undo(() => ov.leaveSegment(net.ipv4[0].subnet));
+      await this.s.undo(() => this.stopTunnelIfUnused());
+      throw err;
+    }
+  }
+
+  /** The WireGuard tunnel stays while any encrypted overlay's record does. */
+  private async stopTunnelIfUnused(): Promise<void> {
+    const ov = this.s.deps.overlay;
+    if (ov && !(await this.s.networks()).some((n) => n.encrypted)) await ov.stopTunnel();
   }
 
   /** This host's segment memberships made to match its overlay networks; returns how many changed. */
@@ -90,6 +109,7 @@ export class Networks {
         await this.s.undo(async () => this.parents.release(net, await this.s.networks()));
         // Best effort: if the store is away, the sweep leaves the segment later (reconcileSegments).
         if (ov) await this.s.undo(() => ov.leaveSegment(net.ipv4[0].subnet));
+        if (net.encrypted) await this.s.undo(() => this.stopTunnelIfUnused());
         this.s.deps.log.info('network deleted', { network: short(id), bridge: net.bridge, staleEndpoints: eps.length });
       }),
     );

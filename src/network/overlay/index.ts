@@ -24,6 +24,7 @@ import { Peers, type SegmentStats } from './peers.js';
 import { endpointKey, endpointValue } from './publication.js';
 import { Segments, type SegmentSpec } from './segments.js';
 import type { HostRecordWatch } from './watch.js';
+import type { Tunnel } from './tunnel.js';
 
 export interface OverlayDeps {
   cluster: Store;
@@ -34,6 +35,8 @@ export interface OverlayDeps {
   log: Logger;
   lease: HostLease;
   watch: HostRecordWatch;
+  /** Encrypted overlays' WireGuard tunnel (made before the Overlay, which it does not need). */
+  tunnel: Tunnel;
 }
 
 /** An overlay network's VXLAN device: it carries the network's VNI. */
@@ -69,7 +72,7 @@ export class Overlay {
   load(nets: NetworkRecord[], eps: EndpointRecord[]): void {
     for (const net of nets.filter((n) => n.mode === 'overlay' && n.vni !== undefined)) {
       this.peers.adopt(segmentKey(net), device(net));
-      for (const ep of eps.filter((e) => e.networkId === net.id)) this.deps.lease.keep(this.key(net, ep), endpointValue(this.vtep, ep));
+      for (const ep of eps.filter((e) => e.networkId === net.id)) this.deps.lease.keep(this.key(net, ep), endpointValue(net.vtep ?? this.vtep, ep));
     }
   }
 
@@ -94,8 +97,19 @@ export class Overlay {
     this.peers.detach(segmentKey(net), device(net));
   }
 
+  /** An encrypted overlay's endpoints are published with this host's tunnel address as their VTEP. */
   publish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    return this.deps.lease.put(this.key(net, ep), endpointValue(this.vtep, ep));
+    return this.deps.lease.put(this.key(net, ep), endpointValue(net.vtep ?? this.vtep, ep));
+  }
+
+  /** The tunnel up for an encrypted overlay: the VXLAN device's local address and the MTU left inside. */
+  async encrypt(): Promise<{ vtep: string; mtu: number }> {
+    return { vtep: await this.deps.tunnel.ensure(), mtu: this.deps.tunnel.overlayMtu };
+  }
+
+  /** This host's last encrypted overlay is gone. */
+  stopTunnel(): Promise<void> {
+    return this.deps.tunnel.stop();
   }
 
   unpublish(net: NetworkRecord, ep: EndpointRecord): Promise<void> {

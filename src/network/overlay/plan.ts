@@ -20,6 +20,8 @@ export interface SegmentRecord {
   vni: number;
   range?: string;
   gateway?: string;
+  /** `-o encrypted`: its VXLAN travels only inside WireGuard; every host must agree. */
+  encrypted?: boolean;
   /** The hosts that have a network on it; the last to leave removes it. Records written before
    *  hosts were listed lack it and are kept forever. */
   hosts?: string[];
@@ -67,6 +69,7 @@ export interface SegmentWanted {
   vni?: number;
   range?: string;
   gateway?: string;
+  encrypted?: boolean;
 }
 
 export function mergeSegment(existing: SegmentRecord | undefined, wanted: SegmentWanted): SegmentRecord | undefined {
@@ -77,6 +80,8 @@ export function mergeSegment(existing: SegmentRecord | undefined, wanted: Segmen
   if (wanted.vni !== undefined && wanted.vni !== existing.vni) differs('knit.vni', existing.vni, wanted.vni);
   if (wanted.range !== undefined && wanted.range !== (existing.range ?? '')) differs('ip-range', existing.range, wanted.range || undefined);
   if (wanted.gateway && existing.gateway && wanted.gateway !== existing.gateway) differs('gateway', existing.gateway, wanted.gateway);
+  // Never silently in clear: a host must not join an encrypted segment without encryption, nor the other way round.
+  if ((wanted.encrypted ?? false) !== (existing.encrypted ?? false)) differs('encrypted', existing.encrypted ?? false, wanted.encrypted ?? false);
   return existing;
 }
 

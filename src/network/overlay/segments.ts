@@ -13,6 +13,7 @@ export interface SegmentSpec {
   vni?: number;
   /** '' for none; absent when the network's IPAM is not knit's (the range is then unknown and not compared). */
   ipRange?: string;
+  encrypted?: boolean;
 }
 
 /** Each compare-and-set lost to another host is read again and retried, this many times at most. */
@@ -24,7 +25,7 @@ export class Segments {
   /** Joins (or defines) the segment of an overlay network, as one of its hosts; returns its VNI. */
   async define(spec: SegmentSpec): Promise<number> {
     const sk = segmentKey(spec);
-    const wanted: SegmentWanted = { subnet: spec.ipv4[0].subnet, vni: spec.vni, range: spec.ipRange, gateway: spec.ipv4[0].gateway };
+    const wanted: SegmentWanted = { subnet: spec.ipv4[0].subnet, vni: spec.vni, range: spec.ipRange, gateway: spec.ipv4[0].gateway, encrypted: spec.encrypted ?? false };
     for (let attempt = 0; attempt < SEGMENT_ATTEMPTS; attempt++) {
       const entry = await this.deps.cluster.get(K.segment(sk));
       const existing = mergeSegment(entry ? decode<SegmentRecord>(entry) : undefined, wanted);
@@ -57,12 +58,13 @@ export class Segments {
     const record: SegmentRecord = { subnet: wanted.subnet, vni, hosts: [this.deps.hostId] };
     if (wanted.range) record.range = wanted.range;
     if (wanted.gateway) record.gateway = wanted.gateway;
+    if (wanted.encrypted) record.encrypted = true;
     const ok = await this.deps.cluster.commit([
       { key: K.segment(sk), value: encode(record), expect: 0 },
       { key: K.vni(vni), value: sk, expect: 0 },
     ]);
     if (ok === null) return undefined;
-    this.deps.log.info('overlay segment defined', { subnet: record.subnet, vni, range: record.range });
+    this.deps.log.info('overlay segment defined', { subnet: record.subnet, vni, range: record.range, encrypted: record.encrypted ?? false });
     return vni;
   }
 
