@@ -2,6 +2,7 @@
 import type { BenchContext } from './bed.js';
 import { burst } from './burst.js';
 import { calls } from './calls.js';
+import { cluster } from './cluster.js';
 import { convergence } from './convergence.js';
 import { datapath } from './datapath.js';
 import { dns } from './dns.js';
@@ -11,6 +12,7 @@ import { names } from './names.js';
 import { overlay } from './overlay.js';
 import type { Section } from './report.js';
 import { scale } from './scale.js';
+import { swarm } from './swarm.js';
 
 export interface Benchmark {
   id: string;
@@ -35,6 +37,8 @@ export const BENCHMARKS: Benchmark[] = [
   { id: 'convergence', title: '7. Overlay convergence', budgetMs: { full: 3 * MIN, quick: 1 * MIN }, graceMs: 3 * MIN, run: convergence },
   { id: 'dns', title: '8. Resolver', budgetMs: { full: 1 * MIN, quick: 0.5 * MIN }, graceMs: 1 * MIN, run: dns },
   { id: 'names', title: '9. Names across hosts', budgetMs: { full: 2 * MIN, quick: 1 * MIN }, graceMs: 2 * MIN, run: names },
+  { id: 'cluster', title: '10. Cluster scale', budgetMs: { full: 9 * MIN, quick: 3 * MIN }, graceMs: 4 * MIN, run: cluster },
+  { id: 'swarm', title: "11. Docker's swarm overlay as the reference", budgetMs: { full: 4 * MIN, quick: 2 * MIN }, graceMs: 3 * MIN, run: swarm },
 ];
 
 /** Parts of issue 6 not measured yet; each becomes a module in BENCHMARKS. Empty: every part has one. */
