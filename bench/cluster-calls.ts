@@ -56,14 +56,15 @@ export async function createOverlay(c: LeanConnection, space: string, subnet: st
 /**
  * A container start's calls up to the running container: RequestAddress, CreateEndpoint (knit publishes the
  * endpoint there), Join, ProgramExternalConnectivity, EndpointOperInfo twice. `onCreate` is called just before
- * CreateEndpoint is sent, the moment the other hosts' clocks start.
+ * CreateEndpoint is sent, the moment the other hosts' clocks start; `address` is `docker run --ip`'s.
  */
-export async function startEndpoint(c: LeanConnection, net: OverlayNet, onCreate: () => void = () => undefined): Promise<Endpoint> {
-  const addr = await call(c, '/IpamDriver.RequestAddress', { PoolID: net.poolId, Address: '', Options: null });
+export async function startEndpoint(c: LeanConnection, net: OverlayNet, o: { onCreate?: () => void; address?: string } = {}): Promise<Endpoint> {
+  // `docker run --ip A` asks for A; without --ip the Address is empty and IPAM picks one.
+  const addr = await call(c, '/IpamDriver.RequestAddress', { PoolID: net.poolId, Address: o.address ?? '', Options: null });
   const cidr = String(addr.Address);
   const id = dockerId();
   const ids = { NetworkID: net.id, EndpointID: id };
-  onCreate();
+  o.onCreate?.();
   const created = await call(c, '/NetworkDriver.CreateEndpoint', { ...ids, Interface: { Address: cidr, AddressIPv6: '', MacAddress: '' }, Options: ENDPOINT_OPTIONS });
   const mac = String((created.Interface as { MacAddress?: string } | undefined)?.MacAddress ?? '');
   if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) throw new Error(`CreateEndpoint gave no MAC address: ${JSON.stringify(created).slice(0, 200)}`);
@@ -82,4 +83,18 @@ export async function stopEndpoint(c: LeanConnection, ep: Endpoint, onDelete: ()
   onDelete();
   await call(c, '/NetworkDriver.DeleteEndpoint', ids);
   await call(c, '/IpamDriver.ReleaseAddress', { PoolID: ep.net.poolId, Address: ep.ip });
+}
+
+/** One dynamic RequestAddress (`docker run` without --ip): the address, or the error text when IPAM refused. */
+export async function dynamicAddress(c: LeanConnection, net: OverlayNet): Promise<{ ip: string } | { error: string }> {
+  try {
+    const addr = await call(c, '/IpamDriver.RequestAddress', { PoolID: net.poolId, Address: '', Options: null });
+    return { ip: String(addr.Address).split('/')[0] };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
+export async function releaseAddress(c: LeanConnection, net: OverlayNet, ip: string): Promise<void> {
+  await call(c, '/IpamDriver.ReleaseAddress', { PoolID: net.poolId, Address: ip });
 }

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from '../spec/support/proc.js';
 import { inParallel, inTime, type BenchContext } from './bed.js';
-import { activate, createOverlay, startEndpoint, stopEndpoint, type Endpoint, type OverlayNet } from './cluster-calls.js';
+import { activate, createOverlay, dynamicAddress, releaseAddress, startEndpoint, stopEndpoint, type Endpoint, type OverlayNet } from './cluster-calls.js';
 import { UNDERLAY_NS, type ClusterBed, type ClusterHost } from './cluster-bed.js';
 import { delta, lessBackground, divide, scrape, sumDeltas, type Counters } from './etcd-metrics.js';
 import { KernelWatch } from './kernel-watch.js';
@@ -45,6 +45,8 @@ export interface ClusterResult {
   removed: ProbeTimes;
   startCallMs: number[];
   probeFailures: string[];
+  /** Dynamic RequestAddress on every host at once: how many, the store transactions they took, IPAM's refusals. */
+  dynamic: { requests: number; txn: number; failures: string[] };
   /** Per change (less the idle rate over the probes' time); `changes` of each kind. */
   perCreate: Counters;
   perRemove: Counters;
@@ -90,6 +92,16 @@ interface Ctx {
   nets: OverlayNet[][];
 }
 
+/**
+ * `docker run --ip`: each host's endpoints get addresses of their own (10.8x.HOST.FROM+slot), so that the figures
+ * are the overlay's; dynamic allocation in a pool shared by every host is measured on its own (dynamicPhase).
+ */
+function staticAddress(h: ClusterHost, slot: number, from: number): string {
+  const subnet = OVERLAY_SUBNETS[slot % OVERLAY_SUBNETS.length];
+  const [a, b] = subnet.split('.');
+  return `${a}.${b}.${h.index + 1}.${from + slot}`;
+}
+
 const othersOf = (c: Ctx, h: ClusterHost): number[] => c.bed.hosts.filter((x) => x !== h).map((x) => c.ids.get(x.netns)!);
 
 /** Every host starts ENDPOINTS_PER_HOST endpoints (FILL_PARALLEL hosts at a time); until every other host has each. */
@@ -98,7 +110,7 @@ async function fill(c: Ctx): Promise<{ ms: number; endpoints: number }> {
   const waits: Array<Promise<unknown>> = [];
   await inParallel({ ...c.ctx, deadline: Infinity }, c.bed.hosts, FILL_PARALLEL, async (h) => {
     for (let e = 0; e < ENDPOINTS_PER_HOST; e++) {
-      const ep = await startEndpoint(h.conn, c.nets[h.index][e % OVERLAY_SUBNETS.length]);
+      const ep = await startEndpoint(h.conn, c.nets[h.index][e % OVERLAY_SUBNETS.length], { address: staticAddress(h, e, 10) });
       waits.push(c.watch.expect({ mac: ep.mac, ip: ep.ip, vtep: h.vtep, hosts: othersOf(c, h), deleted: false }, FILL_TIMEOUT_MS));
     }
   });
@@ -132,13 +144,14 @@ interface ProbeOut {
   failures: string[];
 }
 
-async function probeOnce(c: Ctx, h: ClusterHost, net: OverlayNet, out: ProbeOut): Promise<void> {
+async function probeOnce(c: Ctx, h: ClusterHost, probe: number, out: ProbeOut): Promise<void> {
+  const net = c.nets[h.index][probe % OVERLAY_SUBNETS.length];
   const hosts = othersOf(c, h);
   const etcd = c.bed.etcd.endpoint;
   const before = await scrape(UNDERLAY_NS, etcd);
   const t0 = Date.now();
   let tCreate = 0;
-  const ep: Endpoint = await startEndpoint(h.conn, net, () => (tCreate = Date.now()));
+  const ep: Endpoint = await startEndpoint(h.conn, net, { onCreate: () => (tCreate = Date.now()), address: staticAddress(h, probe, 100) });
   try {
     out.startCallMs.push(Date.now() - t0);
     const created = await c.watch.expect({ mac: ep.mac, ip: ep.ip, vtep: h.vtep, hosts, deleted: false }, CONVERGE_TIMEOUT_MS);
@@ -171,13 +184,37 @@ async function probes(c: Ctx, count: number, deadline: number): Promise<ProbeOut
   for (let i = 0; i < count && Date.now() < deadline && inTime(c.ctx); i++) {
     const h = c.bed.hosts[(i * stride) % n];
     try {
-      await probeOnce(c, h, c.nets[h.index][i % OVERLAY_SUBNETS.length], out);
+      await probeOnce(c, h, i, out);
     } catch (err) {
       out.failures.push((err as Error).message.slice(0, 300));
     }
     if ((i + 1) % 10 === 0) c.ctx.progress(`cluster ${n}: ${i + 1} probes`);
   }
   return out;
+}
+
+/** Dynamic addresses each host asks for after the probes, FILL_PARALLEL hosts at a time, as in the fill. */
+const DYNAMIC_PER_HOST = 2;
+
+/**
+ * Without --ip, every host allocates from the same shared pool through the store: every host asks for
+ * DYNAMIC_PER_HOST addresses (kept until all have asked, then released); the store transactions that took and
+ * the requests IPAM refused.
+ */
+async function dynamicPhase(c: Ctx): Promise<ClusterResult['dynamic']> {
+  const before = await scrape(UNDERLAY_NS, c.bed.etcd.endpoint);
+  const held: Array<{ h: ClusterHost; ip: string }> = [];
+  const failures: string[] = [];
+  await inParallel({ ...c.ctx, deadline: Infinity }, c.bed.hosts, FILL_PARALLEL, async (h) => {
+    for (let i = 0; i < DYNAMIC_PER_HOST; i++) {
+      const r = await dynamicAddress(h.conn, c.nets[h.index][0]);
+      if ('error' in r) failures.push(r.error.slice(0, 200));
+      else held.push({ h, ip: r.ip });
+    }
+  });
+  const txn = delta(before, await scrape(UNDERLAY_NS, c.bed.etcd.endpoint)).txn;
+  for (const { h, ip } of held) await releaseAddress(h.conn, c.nets[h.index][0], ip);
+  return { requests: c.bed.hosts.length * DYNAMIC_PER_HOST, txn, failures };
 }
 
 export async function measureCluster(ctx: BenchContext, bed: ClusterBed, probeCount: number, probeBudgetMs: number): Promise<ClusterResult> {
@@ -208,12 +245,13 @@ export async function measureCluster(ctx: BenchContext, bed: ClusterBed, probeCo
     const p = await probes(c, probeCount, Date.now() + probeBudgetMs);
     const probeMs = Date.now() - t;
     const atEnd = await sampleAll(bed);
+    const dynamic = await dynamicPhase(c);
     const changes = p.created.all.length;
     const per = (ds: Counters[], ms: number) => divide(lessBackground(sumDeltas(ds), rate, ms), changes);
     return {
       n, startMs: bed.startMs, overlaysMs, afterStart, atEnd,
       fill: { ...filled, store: fillStore }, idle,
-      created: p.created, removed: p.removed, startCallMs: p.startCallMs, probeFailures: p.failures,
+      created: p.created, removed: p.removed, startCallMs: p.startCallMs, probeFailures: p.failures, dynamic,
       perCreate: per(p.createDeltas, p.createMs), perRemove: per(p.removeDeltas, p.removeMs), changes,
       probeCpuMs: cpuOf(atEnd) - cpuOf(c1) - (idle.cpuMs / idle.ms) * probeMs, probeMs,
       etcdEnd: await scrape(UNDERLAY_NS, etcd), kernelCheck,

@@ -42,6 +42,7 @@ function rows(rs: ClusterResult[]): Row[] {
     row('bytes to the store per start / stop', (r) => `${kb(r.perCreate.bytesIn)} / ${kb(r.perRemove.bytesIn)}`, 'independent of N'),
     row('bytes from the store per start / stop (all hosts\' watches included)', (r) => `${kb(r.perCreate.bytesOut)} / ${kb(r.perRemove.bytesOut)}`),
     row('watch events per host per start / stop', (r) => `${fixed(r.perCreate.events / r.n, 2)} / ${fixed(r.perRemove.events / r.n, 2)}`),
+    row('dynamic addresses (`docker run` without --ip), 2 per host, 8 hosts at a time: store Txn per request; refused', (r) => `${fixed(r.dynamic.txn / r.dynamic.requests, 1)}; ${r.dynamic.failures.length} of ${r.dynamic.requests}`, '0 refused'),
     row('idle cluster: store requests/s, all hosts (per host)', (r) => `${fixed(requests(idleRate(r)), 1)} (${fixed(requests(idleRate(r)) / r.n, 2)})`),
     row('idle cluster: bytes/s to / from the store, all hosts', (r) => `${kb(idleRate(r).bytesIn)} / ${kb(idleRate(r).bytesOut)}`),
     row('knit CPU per host: idle (% of one core)', (r) => `${fixed((100 * r.idle.cpuMs) / r.idle.ms / r.n, 2)}%`),
@@ -59,13 +60,14 @@ function notes(rs: ClusterResult[]): string[] {
   const each = (f: (r: ClusterResult) => string) => rs.map((r) => `${r.n} hosts: ${f(r)}`).join('; ');
   return [
     `Hosts: network namespaces knt-benchk001… on one underlay bridge (veth, MTU 1500), etcd 3.4 in the underlay's namespace; in each a knit (dist/main.js) with KNIT_STORE=etcd://…, KNIT_ADVERTISE=ul0, info logs, its resolver on (KNIT_DNS_ADDRESS default; no engine to take names from). No dockerd: the benchmark posts dockerd 20.10's calls (docs/protocol.md §2) to each knit's socket.`,
-    `Overlays: ${OVERLAY_SUBNETS.join(' and ')}, created on every host (RequestPool, gateway RequestAddress, CreateNetwork with knit.mode=overlay; each host's own network ID), 4 hosts at a time. Fill: each host starts ${ENDPOINTS_PER_HOST} endpoints (RequestAddress, CreateEndpoint, Join, ProgramExternalConnectivity, EndpointOperInfo ×2), half on each overlay.`,
+    `Overlays: ${OVERLAY_SUBNETS.join(' and ')}, created on every host (RequestPool, gateway RequestAddress, CreateNetwork with knit.mode=overlay; each host's own network ID), 4 hosts at a time. Fill: each host starts ${ENDPOINTS_PER_HOST} endpoints (RequestAddress, CreateEndpoint, Join, ProgramExternalConnectivity, EndpointOperInfo ×2), half on each overlay. Fill and probes ask for addresses as \`docker run --ip\` does (10.8x.HOST.N, each host its own): dynamic allocation in one pool shared by every host is measured on its own, after the probes (see that row).`,
     'Convergence: one `ip -ts monitor all-nsid neigh` in the root namespace gets the kernel\'s notification of every FDB and neighbour entry in every host namespace, stamped as ip reads it; an endpoint is programmed on a host once its MAC→VTEP FDB entry and its IP→MAC neighbour entry are both there (removed: both gone). Clock from just before CreateEndpoint (DeleteEndpoint) is sent. Positive control after the fill, `bridge fdb show` and `ip neigh show` on three hosts: ' + each((r) => r.kernelCheck) + '.',
     'Probes: one endpoint at a time, on hosts in turn, started, waited for on every other host, stopped, waited for again; nothing else changes meanwhile.',
     "Store figures from etcd's own /metrics (gRPC messages received by method, client gRPC bytes in/out, mvcc events sent to watchers, DB size) read before and after each probe step; the idle rate of a 15 s window with no changes (leases, liveness checks, sweeps) times the probes' duration is subtracted.",
     `Idle window per host count: ${each((r) => `${s(r.idle.ms)}, requests/s by kind ${kinds(divide(r.idle.store, r.idle.ms / 1000))}`)}.`,
     `CPU: /proc/PID/stat of each knit (user+system, its own and its reaped children's: ip, bridge, iptables-restore), summed over hosts; per change = over the probes less the idle rate, divided by changes (a start and a stop each) and by the other hosts. Memory: VmRSS and VmHWM.`,
     `Kernel notifications parsed: ${each((r) => `${r.watch.lines}${r.watch.errors ? ` (ip said: ${r.watch.errors.slice(0, 200)})` : ''}`)}.`,
+    ...rs.filter((r) => r.dynamic.failures.length).map((r) => `${r.n} hosts: IPAM refused a dynamic address: ${r.dynamic.failures[0]}`),
     ...rs.filter((r) => r.probeFailures.length).map((r) => `${r.n} hosts: failed probes: ${r.probeFailures.slice(0, 3).join(' | ')}`),
   ];
 }
