@@ -93,12 +93,23 @@ async function startKnit(netns: string, dir: string, store: string): Promise<{ k
   return { knit, socket };
 }
 
+/** Beds being torn down or running, so that the runner's SIGINT/SIGTERM handler can remove them too. */
+const live = new Set<() => Promise<void>>();
+
+/** For the runner's signal handler: kill every knit and etcd of the beds still up and delete their namespaces. */
+export async function stopClusters(): Promise<void> {
+  await Promise.all([...live].map((stop) => stop()));
+}
+
 /** Starts the bed for `count` hosts, runs `fn`, and always removes every process and namespace it made. */
 export async function withCluster<T>(ctx: BenchContext, count: number, fn: (bed: ClusterBed) => Promise<T>): Promise<T> {
   if (!Number.isInteger(count) || count < 2 || count > MAX_HOSTS) throw new Error(`cluster size ${count} must be 2..${MAX_HOSTS}`);
   const hosts: ClusterHost[] = [];
   const made: string[] = [];
   let etcd: EtcdServer | undefined;
+  let down: Promise<void> | undefined;
+  const stop = () => (down ??= teardown(hosts, etcd, made, ctx));
+  live.add(stop);
   try {
     await makeUnderlay();
     made.push(UNDERLAY_NS);
@@ -130,7 +141,8 @@ export async function withCluster<T>(ctx: BenchContext, count: number, fn: (bed:
     hosts.sort((a, b) => a.index - b.index);
     return await fn({ hosts, etcd, startMs: performance.now() - started });
   } finally {
-    await teardown(hosts, etcd, made, ctx);
+    await stop();
+    live.delete(stop);
   }
 }
 

@@ -21,9 +21,15 @@ export interface Endpoint {
   mac: string;
 }
 
+/** A connection knit closed as idle (65 s) just as a call went out: dockerd retries these, on a new connection. */
+const TRANSPORT = /ECONNRESET|EPIPE|connection closed/;
+
 /** Posts one call; anything but 200 is an error naming the call and knit's answer. */
 export async function call(c: LeanConnection, route: string, body: object): Promise<Record<string, unknown>> {
-  const r = await c.call(route, body);
+  const r = await c.call(route, body).catch((err: Error) => {
+    if (!TRANSPORT.test(err.message)) throw err;
+    return c.call(route, body);
+  });
   const reply = (r.body ?? {}) as Record<string, unknown>;
   if (r.status !== 200) throw new Error(`${route} answered ${r.status}: ${String(reply.Err ?? reply.Error ?? JSON.stringify(reply)).slice(0, 300)}`);
   return reply;

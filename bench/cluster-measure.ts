@@ -17,7 +17,7 @@ const FILL_PARALLEL = 8;
 const IDLE_MS = 15_000;
 const SETTLE_MS = 5_000;
 const CONVERGE_TIMEOUT_MS = 30_000;
-const FILL_TIMEOUT_MS = 180_000;
+const FILL_TIMEOUT_MS = 300_000;
 
 export interface ProcSample {
   rss: number;
