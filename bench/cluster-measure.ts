@@ -1,7 +1,6 @@
 // The cluster benchmark's phases on one bed of N hosts: overlays everywhere, a fill of E endpoints per host, an
 // idle window (background store load and CPU), then probes: one endpoint at a time started on one host and
 // stopped again, each timed until every other host's kernel has (and then no longer has) its entries.
-import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from '../spec/support/proc.js';
 import { inParallel, inTime, type BenchContext } from './bed.js';
@@ -9,6 +8,7 @@ import { activate, createOverlay, dynamicAddress, releaseAddress, startEndpoint,
 import { UNDERLAY_NS, type ClusterBed, type ClusterHost } from './cluster-bed.js';
 import { delta, lessBackground, divide, scrape, sumDeltas, type Counters } from './etcd-metrics.js';
 import { KernelWatch } from './kernel-watch.js';
+import { sampleAll, type ProcSample } from './proc-stats.js';
 
 export const OVERLAY_SUBNETS = ['10.80.0.0/16', '10.81.0.0/16'];
 /** Endpoints each host starts in the fill, spread over the overlays. */
@@ -18,14 +18,6 @@ const IDLE_MS = 15_000;
 const SETTLE_MS = 5_000;
 const CONVERGE_TIMEOUT_MS = 30_000;
 const FILL_TIMEOUT_MS = 300_000;
-
-export interface ProcSample {
-  rss: number;
-  hwm: number;
-  /** knit's own CPU and its reaped children's (ip, bridge, iptables), ms. */
-  cpuMs: number;
-  childMs: number;
-}
 
 export interface ProbeTimes {
   /** Per probe: until the last other host; per (probe, host): each host. ms. */
@@ -58,17 +50,6 @@ export interface ClusterResult {
   watch: { lines: number; errors: string };
 }
 
-const TICK_MS = 10;
-
-async function sample(h: ClusterHost): Promise<ProcSample> {
-  const [status, stat] = await Promise.all([readFile(`/proc/${h.knit.pid}/status`, 'utf8'), readFile(`/proc/${h.knit.pid}/stat`, 'utf8')]);
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
-  // Fields after the command name in parentheses: utime is the 14th field, stime, cutime, cstime follow.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), cpuMs: (f[11] + f[12]) * TICK_MS, childMs: (f[13] + f[14]) * TICK_MS };
-}
-
-export const sampleAll = (bed: ClusterBed): Promise<ProcSample[]> => Promise.all(bed.hosts.map(sample));
 const cpuOf = (s: ProcSample[]): number => s.reduce((sum, x) => sum + x.cpuMs + x.childMs, 0);
 
 /** Every host activates knit and creates every overlay, as `docker network create` on each host would. */

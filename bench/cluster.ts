@@ -2,7 +2,8 @@
 // one etcd, driven with dockerd's calls; as N grows: convergence, store cost per change, watch events, memory, CPU.
 import { inTime, type BenchContext } from './bed.js';
 import { withCluster } from './cluster-bed.js';
-import { ENDPOINTS_PER_HOST, measureCluster, OVERLAY_SUBNETS, type ClusterResult, type ProcSample } from './cluster-measure.js';
+import { ENDPOINTS_PER_HOST, measureCluster, OVERLAY_SUBNETS, type ClusterResult } from './cluster-measure.js';
+import type { ProcSample } from './proc-stats.js';
 import { divide, requests, type Counters } from './etcd-metrics.js';
 import type { Row, Section } from './report.js';
 import { fixed, median, mib, quantile, sig } from './stats.js';
