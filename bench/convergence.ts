@@ -19,7 +19,7 @@ const POLL_LIMIT_MS = 30_000;
 const POLL_MAX_ATTEMPTS = 300;
 const PING_WAIT_S = '0.1';
 
-interface Sample {
+export interface Sample {
   runMs: number;
   replyMs?: number;
   attempts: number;
@@ -31,7 +31,7 @@ interface Sample {
  * Before each ping the watcher's neighbour entry for `ip` is flushed, so each attempt sends a fresh ARP request
  * (otherwise an unanswered one is retried only every second and the figure would be rounded up to that).
  */
-async function measureOnce(starter: OverlayHost, network: string, name: string, ip: string, watcher: string): Promise<Sample> {
+export async function measureOnce(starter: OverlayHost, network: string, name: string, ip: string, watcher: string): Promise<Sample> {
   const started = performance.now();
   let runMs: number | undefined;
   let runFailed: string | undefined;

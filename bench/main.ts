@@ -6,6 +6,7 @@ import { testbedDir } from '../spec/support/layout.js';
 import { TIMED_OUT, within } from '../spec/support/proc.js';
 import { stopAll } from '../spec/support/testbed.js';
 import { leftoverHosts, removeLeftovers, type BenchContext } from './bed.js';
+import { stopClusters } from './cluster-bed.js';
 import { snapshotDist } from './knit-run.js';
 import { releaseRunLock, takeRunLock } from './run-lock.js';
 import { BENCHMARKS, NOT_DONE, type Benchmark } from './list.js';
@@ -57,6 +58,7 @@ async function runOne(b: Benchmark, quick: boolean): Promise<Section> {
     const result = await within(b.run(ctx), budget + b.graceMs);
     if (result === TIMED_OUT) {
       await stopAll().catch((err: Error) => log(`stopping its hosts: ${err.message}`));
+      await stopClusters();
       section = { id: b.id, title: b.title, rows: [], notes: [], failed: `did not finish within ${Math.round((budget + b.graceMs) / 1000)} s` };
     } else {
       section = result;
@@ -77,7 +79,7 @@ async function main(): Promise<number> {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping the benchmark hosts`);
-    void stopAll()
+    void Promise.allSettled([stopAll(), stopClusters()])
       .finally(releaseRunLock)
       .finally(() => process.exit(130));
   };

@@ -12,7 +12,7 @@ const RESOLVER = '169.254.53.53';
 const POLL_LIMIT_MS = 30_000;
 const POLL_MAX_ATTEMPTS = 600;
 
-interface Sample {
+export interface Sample {
   runMs: number;
   resolvedMs?: number;
   attempts: number;
@@ -24,12 +24,12 @@ async function resolves(watcher: string, name: string): Promise<boolean> {
   return /^Address:?\s+\d+\.\d+\.\d+\.\d+\s*$/m.test(r.stdout.split(/^Name:/m).slice(1).join('\n'));
 }
 
-async function measureOnce(starter: OverlayHost, name: string, watcher: string): Promise<Sample> {
+export async function measureOnce(starter: OverlayHost, name: string, watcher: string, network = OVERLAY): Promise<Sample> {
   const started = performance.now();
   let runMs: number | undefined;
   let runFailed: string | undefined;
   const dockerRun = starter
-    .docker(['run', '-d', '--name', name, '--network', OVERLAY, '--stop-timeout', '1', IMAGE, 'sleep', '600'], { reject: false, timeoutMs: 60_000 })
+    .docker(['run', '-d', '--name', name, '--network', network, '--stop-timeout', '1', IMAGE, 'sleep', '600'], { reject: false, timeoutMs: 60_000 })
     .then((r) => {
       runMs = performance.now() - started;
       if (r.exitCode !== 0) runFailed = r.stderr.trim().slice(0, 500);

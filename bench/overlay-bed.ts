@@ -42,8 +42,8 @@ export async function withOverlayBed<T>(
   prefix: string,
   progress: (m: string) => void,
   fn: (bed: OverlayBed) => Promise<T>,
-  /** daemon.json "dns" of both engines (knit's resolver, for the names benchmark); more KNIT_* settings for each knit. */
-  o: { dns?: string[]; knitEnv?: (host: Host) => Record<string, string> } = {},
+  /** daemon.json "dns" of both engines (knit's resolver, for the names benchmark); more KNIT_* settings for each knit; extra `-o` options of `ov` (knit.vni). */
+  o: { dns?: string[]; knitEnv?: (host: Host) => Record<string, string>; networkOptions?: string[] } = {},
 ): Promise<T> {
   if (!prefix.startsWith(HOST_PREFIX)) throw new Error(`benchmark host prefix "${prefix}" must start with "${HOST_PREFIX}"`);
   const underlayNs = `knt-${prefix}u`;
@@ -96,7 +96,7 @@ export async function withOverlayBed<T>(
     }));
     // dockerd never tells a driver a network's name: the same create on every host, the subnet names the segment.
     for (const oh of ohs) {
-      await oh.docker(['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '-o', 'knit.mode=overlay', '--subnet', OVERLAY_SUBNET, OVERLAY]);
+      await oh.docker(['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '-o', 'knit.mode=overlay', ...(o.networkOptions ?? []), '--subnet', OVERLAY_SUBNET, OVERLAY]);
     }
     const vx = (await hosts[0].exec(['ip', '-d', '-o', 'link', 'show', 'type', 'vxlan'])).stdout;
     const vni = Number(/vxlan id (\d+)/.exec(vx)?.[1]);

@@ -8,6 +8,8 @@ export interface Row {
   ratio?: string;
   /** The issue's target, shown beside the figure; nothing checks it. */
   target?: string;
+  /** One figure per column of a section with `columns` (the cluster benchmark: one per host count). */
+  values?: string[];
 }
 
 export interface Section {
@@ -21,6 +23,8 @@ export interface Section {
   failed?: string;
   /** Column headings for this section where they differ from the default (the overlay compares knit with a hand-made VXLAN). */
   labels?: Partial<Record<keyof Row, string>>;
+  /** Columns between metric and target instead of knit / built-in / ratio, filled from each row's `values`. */
+  columns?: string[];
 }
 
 export interface RunInfo {
@@ -34,7 +38,7 @@ export interface RunInfo {
   quick: boolean;
 }
 
-const COLUMNS: Array<[keyof Row, string]> = [
+const COLUMNS: Array<[Exclude<keyof Row, 'values'>, string]> = [
   ['metric', 'metric'],
   ['knit', 'knit'],
   ['builtin', 'built-in bridge'],
@@ -42,20 +46,26 @@ const COLUMNS: Array<[keyof Row, string]> = [
   ['target', 'target'],
 ];
 
-const cells = (row: Row): string[] => COLUMNS.map(([key]) => row[key] ?? '');
-const headings = (labels: Section['labels'] = {}): string[] => COLUMNS.map(([key, label]) => labels[key] ?? label);
+type Layout = Pick<Section, 'labels' | 'columns'>;
+
+const cells = (row: Row, layout: Layout = {}): string[] =>
+  layout.columns
+    ? [row.metric, ...layout.columns.map((_, i) => row.values?.[i] ?? ''), row.target ?? '']
+    : COLUMNS.map(([key]) => row[key] ?? '');
+const headings = ({ labels = {}, columns }: Layout = {}): string[] =>
+  columns ? ['metric', ...columns, labels.target ?? 'target'] : COLUMNS.map(([key, label]) => labels[key] ?? label);
 
 /** A fixed-width table for the terminal. */
-export function textTable(rows: Row[], labels?: Section['labels']): string {
-  const all = [headings(labels), ...rows.map(cells)];
-  const widths = COLUMNS.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+export function textTable(rows: Row[], layout: Layout = {}): string {
+  const all = [headings(layout), ...rows.map((r) => cells(r, layout))];
+  const widths = all[0].map((_, i) => Math.max(...all.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   return [line(all[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...all.slice(1).map(line)].join('\n');
 }
 
 export function printSection(s: Section): string {
   const head = `== ${s.title}${s.elapsedMs === undefined ? '' : ` (${Math.round(s.elapsedMs / 1000)} s)`}`;
-  const body = s.rows.length > 0 ? textTable(s.rows, s.labels) : '(no figures)';
+  const body = s.rows.length > 0 ? textTable(s.rows, s) : '(no figures)';
   const notes = s.notes.map((n) => `  - ${n}`);
   const failed = s.failed ? [`  FAILED: ${s.failed}`] : [];
   return [head, body, ...failed, ...notes, ''].join('\n');
@@ -66,8 +76,9 @@ const md = (text: string) => text.replace(/\|/g, '\\|');
 function markdownSection(s: Section): string[] {
   const out = [`## ${s.title}`, ''];
   if (s.rows.length > 0) {
-    out.push(`| ${headings(s.labels).join(' | ')} |`, `| ${COLUMNS.map(() => '---').join(' | ')} |`);
-    for (const row of s.rows) out.push(`| ${cells(row).map(md).join(' | ')} |`);
+    const head = headings(s);
+    out.push(`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`);
+    for (const row of s.rows) out.push(`| ${cells(row, s).map(md).join(' | ')} |`);
     out.push('');
   }
   if (s.failed) out.push(`**Failed:** ${md(s.failed)}`, '');

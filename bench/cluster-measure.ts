@@ -1,0 +1,244 @@
+// The cluster benchmark's phases on one bed of N hosts: overlays everywhere, a fill of E endpoints per host, an
+// idle window (background store load and CPU), then probes: one endpoint at a time started on one host and
+// stopped again, each timed until every other host's kernel has (and then no longer has) its entries.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { run } from '../spec/support/proc.js';
+import { inParallel, inTime, type BenchContext } from './bed.js';
+import { activate, createOverlay, dynamicAddress, releaseAddress, startEndpoint, stopEndpoint, type Endpoint, type OverlayNet } from './cluster-calls.js';
+import { UNDERLAY_NS, type ClusterBed, type ClusterHost } from './cluster-bed.js';
+import { delta, lessBackground, divide, scrape, sumDeltas, type Counters } from './etcd-metrics.js';
+import { KernelWatch } from './kernel-watch.js';
+import { sampleAll, type ProcSample } from './proc-stats.js';
+
+export const OVERLAY_SUBNETS = ['10.80.0.0/16', '10.81.0.0/16'];
+/** Endpoints each host starts in the fill, spread over the overlays. */
+export const ENDPOINTS_PER_HOST = 4;
+const FILL_PARALLEL = 8;
+const IDLE_MS = 15_000;
+const SETTLE_MS = 5_000;
+const CONVERGE_TIMEOUT_MS = 30_000;
+const FILL_TIMEOUT_MS = 300_000;
+
+export interface ProbeTimes {
+  /** Per probe: until the last other host; per (probe, host): each host. ms. */
+  all: number[];
+  perHost: number[];
+}
+
+export interface ClusterResult {
+  n: number;
+  startMs: number;
+  overlaysMs: number;
+  afterStart: ProcSample[];
+  atEnd: ProcSample[];
+  fill: { ms: number; endpoints: number; store: Counters };
+  idle: { ms: number; store: Counters; cpuMs: number };
+  created: ProbeTimes;
+  removed: ProbeTimes;
+  startCallMs: number[];
+  probeFailures: string[];
+  /** Dynamic RequestAddress on every host at once: how many, the store transactions they took, IPAM's refusals. */
+  dynamic: { requests: number; txn: number; failures: string[] };
+  /** Per change (less the idle rate over the probes' time); `changes` of each kind. */
+  perCreate: Counters;
+  perRemove: Counters;
+  changes: number;
+  probeCpuMs: number;
+  probeMs: number;
+  etcdEnd: Counters;
+  kernelCheck: string;
+  watch: { lines: number; errors: string };
+}
+
+const cpuOf = (s: ProcSample[]): number => s.reduce((sum, x) => sum + x.cpuMs + x.childMs, 0);
+
+/** Every host activates knit and creates every overlay, as `docker network create` on each host would. */
+async function createOverlays(ctx: BenchContext, bed: ClusterBed): Promise<OverlayNet[][]> {
+  const nets: OverlayNet[][] = [];
+  await inParallel({ ...ctx, deadline: Infinity }, bed.hosts, 4, async (h) => {
+    const space = await activate(h.conn);
+    const mine: OverlayNet[] = [];
+    for (const subnet of OVERLAY_SUBNETS) mine.push(await createOverlay(h.conn, space, subnet));
+    nets[h.index] = mine;
+  });
+  if (nets.filter(Boolean).length !== bed.hosts.length) throw new Error('not every host created its overlays');
+  return nets;
+}
+
+interface Ctx {
+  ctx: BenchContext;
+  bed: ClusterBed;
+  watch: KernelWatch;
+  ids: Map<string, number>;
+  nets: OverlayNet[][];
+}
+
+/**
+ * `docker run --ip`: each host's endpoints get addresses of their own (10.8x.HOST.FROM+slot), so that the figures
+ * are the overlay's; dynamic allocation in a pool shared by every host is measured on its own (dynamicPhase).
+ */
+function staticAddress(h: ClusterHost, slot: number, from: number): string {
+  const subnet = OVERLAY_SUBNETS[slot % OVERLAY_SUBNETS.length];
+  const [a, b] = subnet.split('.');
+  return `${a}.${b}.${h.index + 1}.${from + slot}`;
+}
+
+const othersOf = (c: Ctx, h: ClusterHost): number[] => c.bed.hosts.filter((x) => x !== h).map((x) => c.ids.get(x.netns)!);
+
+/** Every host starts ENDPOINTS_PER_HOST endpoints (FILL_PARALLEL hosts at a time); until every other host has each. */
+async function fill(c: Ctx): Promise<{ ms: number; endpoints: number }> {
+  const started = Date.now();
+  const waits: Array<Promise<unknown>> = [];
+  await inParallel({ ...c.ctx, deadline: Infinity }, c.bed.hosts, FILL_PARALLEL, async (h) => {
+    for (let e = 0; e < ENDPOINTS_PER_HOST; e++) {
+      const ep = await startEndpoint(h.conn, c.nets[h.index][e % OVERLAY_SUBNETS.length], { address: staticAddress(h, e, 10) });
+      waits.push(c.watch.expect({ mac: ep.mac, ip: ep.ip, vtep: h.vtep, hosts: othersOf(c, h), deleted: false }, FILL_TIMEOUT_MS));
+    }
+  });
+  await Promise.all(waits);
+  return { ms: Date.now() - started, endpoints: waits.length };
+}
+
+/** The kernel's own listing on a few hosts against what the fill must have left there (a positive control of the monitor). */
+async function checkKernel(c: Ctx): Promise<string> {
+  const n = c.bed.hosts.length;
+  const want = (n - 1) * ENDPOINTS_PER_HOST;
+  const picks = [...new Set([0, Math.floor(n / 2), n - 1])].map((i) => c.bed.hosts[i]);
+  const found: string[] = [];
+  for (const h of picks) {
+    const fdb = (await run(['bridge', '-n', h.netns, 'fdb', 'show'])).stdout.split('\n').filter((l) => / dev knv\d+ dst /.test(l) && !l.startsWith('00:00:00:00:00:00'));
+    const neigh = (await run(['ip', '-n', h.netns, 'neigh', 'show', 'nud', 'permanent'])).stdout.split('\n').filter((l) => / dev knv\d+ /.test(l));
+    found.push(`${h.netns}: ${fdb.length} FDB / ${neigh.length} neighbour entries`);
+    if (fdb.length !== want || neigh.length !== want) throw new Error(`after the fill ${h.netns} has ${fdb.length} FDB and ${neigh.length} neighbour entries for other hosts' endpoints, not ${want}`);
+  }
+  return `${found.join('; ')} (${want} expected each)`;
+}
+
+interface ProbeOut {
+  created: ProbeTimes;
+  removed: ProbeTimes;
+  startCallMs: number[];
+  createDeltas: Counters[];
+  removeDeltas: Counters[];
+  createMs: number;
+  removeMs: number;
+  failures: string[];
+}
+
+async function probeOnce(c: Ctx, h: ClusterHost, probe: number, out: ProbeOut): Promise<void> {
+  const net = c.nets[h.index][probe % OVERLAY_SUBNETS.length];
+  const hosts = othersOf(c, h);
+  const etcd = c.bed.etcd.endpoint;
+  const before = await scrape(UNDERLAY_NS, etcd);
+  const t0 = Date.now();
+  let tCreate = 0;
+  const ep: Endpoint = await startEndpoint(h.conn, net, { onCreate: () => (tCreate = Date.now()), address: staticAddress(h, probe, 100) });
+  try {
+    out.startCallMs.push(Date.now() - t0);
+    const created = await c.watch.expect({ mac: ep.mac, ip: ep.ip, vtep: h.vtep, hosts, deleted: false }, CONVERGE_TIMEOUT_MS);
+    const mid = await scrape(UNDERLAY_NS, etcd);
+    const t1 = Date.now();
+    let tDelete = 0;
+    await stopEndpoint(h.conn, ep, () => (tDelete = Date.now()));
+    const removed = await c.watch.expect({ mac: ep.mac, ip: ep.ip, vtep: h.vtep, hosts, deleted: true }, CONVERGE_TIMEOUT_MS);
+    const after = await scrape(UNDERLAY_NS, etcd);
+    for (const [times, start, into] of [[created, tCreate, out.created], [removed, tDelete, out.removed]] as const) {
+      const each = [...times.values()].map((t) => t - start);
+      into.perHost.push(...each);
+      into.all.push(Math.max(...each));
+    }
+    out.createDeltas.push(delta(before, mid));
+    out.removeDeltas.push(delta(mid, after));
+    out.createMs += t1 - t0;
+    out.removeMs += Date.now() - t1;
+  } finally {
+    // Its address may be handed out again: an old deletion of it must not count for a later probe.
+    c.watch.forget(ep.mac, ep.ip);
+  }
+}
+
+async function probes(c: Ctx, count: number, deadline: number): Promise<ProbeOut> {
+  const out: ProbeOut = { created: { all: [], perHost: [] }, removed: { all: [], perHost: [] }, startCallMs: [], createDeltas: [], removeDeltas: [], createMs: 0, removeMs: 0, failures: [] };
+  const n = c.bed.hosts.length;
+  // A stride coprime with n walks every host before it repeats one.
+  const stride = [7, 11, 13, 3, 1].find((s) => n % s !== 0) ?? 1;
+  for (let i = 0; i < count && Date.now() < deadline && inTime(c.ctx); i++) {
+    const h = c.bed.hosts[(i * stride) % n];
+    try {
+      await probeOnce(c, h, i, out);
+    } catch (err) {
+      out.failures.push((err as Error).message.slice(0, 300));
+    }
+    if ((i + 1) % 10 === 0) c.ctx.progress(`cluster ${n}: ${i + 1} probes`);
+  }
+  return out;
+}
+
+/** Dynamic addresses each host asks for after the probes, FILL_PARALLEL hosts at a time, as in the fill. */
+const DYNAMIC_PER_HOST = 2;
+
+/**
+ * Without --ip, every host allocates from the same shared pool through the store: every host asks for
+ * DYNAMIC_PER_HOST addresses (kept until all have asked, then released); the store transactions that took and
+ * the requests IPAM refused.
+ */
+async function dynamicPhase(c: Ctx): Promise<ClusterResult['dynamic']> {
+  const before = await scrape(UNDERLAY_NS, c.bed.etcd.endpoint);
+  const held: Array<{ h: ClusterHost; ip: string }> = [];
+  const failures: string[] = [];
+  await inParallel({ ...c.ctx, deadline: Infinity }, c.bed.hosts, FILL_PARALLEL, async (h) => {
+    for (let i = 0; i < DYNAMIC_PER_HOST; i++) {
+      const r = await dynamicAddress(h.conn, c.nets[h.index][0]);
+      if ('error' in r) failures.push(r.error.slice(0, 200));
+      else held.push({ h, ip: r.ip });
+    }
+  });
+  const txn = delta(before, await scrape(UNDERLAY_NS, c.bed.etcd.endpoint)).txn;
+  for (const { h, ip } of held) await releaseAddress(h.conn, c.nets[h.index][0], ip);
+  return { requests: c.bed.hosts.length * DYNAMIC_PER_HOST, txn, failures };
+}
+
+export async function measureCluster(ctx: BenchContext, bed: ClusterBed, probeCount: number, probeBudgetMs: number): Promise<ClusterResult> {
+  const n = bed.hosts.length;
+  const etcd = bed.etcd.endpoint;
+  const ids = await KernelWatch.nsids(bed.hosts.map((h) => h.netns));
+  const watch = KernelWatch.start();
+  try {
+    const afterStart = await sampleAll(bed);
+    let t = Date.now();
+    const nets = await createOverlays(ctx, bed);
+    const overlaysMs = Date.now() - t;
+    const c: Ctx = { ctx, bed, watch, ids, nets };
+    ctx.progress(`cluster ${n}: overlays made in ${Math.round(overlaysMs / 1000)} s; filling ${ENDPOINTS_PER_HOST} endpoints per host`);
+    const f0 = await scrape(UNDERLAY_NS, etcd);
+    const filled = await fill(c);
+    const fillStore = delta(f0, await scrape(UNDERLAY_NS, etcd));
+    const kernelCheck = await checkKernel(c);
+    ctx.progress(`cluster ${n}: fill converged in ${Math.round(filled.ms / 1000)} s; ${kernelCheck}`);
+    await sleep(SETTLE_MS);
+    const [i0, c0] = [await scrape(UNDERLAY_NS, etcd), await sampleAll(bed)];
+    t = Date.now();
+    await sleep(IDLE_MS);
+    const [i1, c1] = [await scrape(UNDERLAY_NS, etcd), await sampleAll(bed)];
+    const idle = { ms: Date.now() - t, store: delta(i0, i1), cpuMs: cpuOf(c1) - cpuOf(c0) };
+    const rate = divide(idle.store, idle.ms);
+    t = Date.now();
+    const p = await probes(c, probeCount, Date.now() + probeBudgetMs);
+    const probeMs = Date.now() - t;
+    const atEnd = await sampleAll(bed);
+    const dynamic = await dynamicPhase(c);
+    const changes = p.created.all.length;
+    const per = (ds: Counters[], ms: number) => divide(lessBackground(sumDeltas(ds), rate, ms), changes);
+    return {
+      n, startMs: bed.startMs, overlaysMs, afterStart, atEnd,
+      fill: { ...filled, store: fillStore }, idle,
+      created: p.created, removed: p.removed, startCallMs: p.startCallMs, probeFailures: p.failures, dynamic,
+      perCreate: per(p.createDeltas, p.createMs), perRemove: per(p.removeDeltas, p.removeMs), changes,
+      probeCpuMs: cpuOf(atEnd) - cpuOf(c1) - (idle.cpuMs / idle.ms) * probeMs, probeMs,
+      etcdEnd: await scrape(UNDERLAY_NS, etcd), kernelCheck,
+      watch: { lines: watch.lines, errors: watch.errors.trim() },
+    };
+  } finally {
+    await watch.stop();
+  }
+}
