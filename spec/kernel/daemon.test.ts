@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../../src/config.js';
 import { type Daemon, startDaemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/log.js';
-import { macFor } from '../../src/network/plan.js';
+import { endpointMac } from '../../src/network/plan.js';
 import { dockerId, post, send } from '../support/client.js';
 import { assertThrowawayNetns } from './guard.js';
 
@@ -85,7 +85,8 @@ describe('the call sequence dockerd sends (docs/protocol.md §2)', () => {
       Interface: { Address: '10.208.0.2/24', AddressIPv6: '', MacAddress: '' },
       Options: { 'com.docker.network.endpoint.exposedports': [], 'com.docker.network.portmap': [] },
     });
-    expect(ep.body).toEqual({ Interface: { MacAddress: macFor(eid) } });
+    expect(ep.body).toEqual({ Interface: { MacAddress: '02:6b:0a:d0:00:02' } });
+    expect(endpointMac(eid, '10.208.0.2/24')).toBe('02:6b:0a:d0:00:02');
     const host = await link(`knh${eid.slice(0, 12)}`);
     expect(host?.master).toBe(bridge);
     const join = await post(socket, '/NetworkDriver.Join', { NetworkID: nid, EndpointID: eid, SandboxKey: '/var/run/docker/netns/a3127128ec08', Options: {} });

@@ -1,12 +1,14 @@
 // ReleaseAddress through the real driver on a real local store (a recording stub for the kernel): an endpoint no
 // container joined that still holds the released address is one dockerd gave up on, and goes with its veth; a
-// joined endpoint keeps its IPv4 address; endpoints of another subnet are not looked at.
+// joined endpoint keeps its IPv4 address; endpoints of another subnet are not looked at. And the MAC an address
+// comes back with.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Op } from '../../src/datapath/ops.js';
 import { createLogger } from '../../src/log.js';
 import type { Datapath } from '../../src/network/datapath.js';
+import { endpointMac } from '../../src/network/plan.js';
 import { NetworkDriver } from '../../src/network/service.js';
 import { openLocalStore } from '../../src/store/local.js';
 import type { Store } from '../../src/store/types.js';
@@ -70,4 +72,24 @@ test('a joined endpoint keeps its IPv4 address when dockerd releases it; once le
   await driver.addressReleased('10.210.0.0/24', '10.210.0.3');
   expect(await ids()).toEqual([]);
   expect(removed.length).toBeGreaterThan(0);
+});
+
+describe('endpoint MACs', () => {
+  test('from the IPv4 address, so an address handed out again comes back with the same MAC; from the ID without one', () => {
+    expect(endpointMac(E1, '10.210.0.3/24')).toBe('02:6b:0a:d2:00:03');
+    expect(endpointMac(E2, '10.210.0.3/24')).toBe('02:6b:0a:d2:00:03');
+    expect(endpointMac(E1, '10.210.0.4/24')).not.toBe(endpointMac(E1, '10.210.0.3/24'));
+    const byId = endpointMac(E1);
+    expect(byId).toMatch(/^02(:[0-9a-f]{2}){5}$/);
+    expect(byId).not.toBe(endpointMac(E2));
+    expect(endpointMac(E1, '10.210.0.300/24')).toBe(byId);
+  });
+
+  test('an endpoint gets the MAC of its address, or the one dockerd sends; a replay gets the recorded one', async () => {
+    expect(await driver.createEndpoint({ networkId: NET, endpointId: E1, address: '10.210.0.3/24', options: {} })).toEqual({ mac: '02:6b:0a:d2:00:03' });
+    expect(await driver.createEndpoint({ networkId: NET, endpointId: E2, address: '10.210.0.4/24', mac: '02:00:00:00:00:09', options: {} })).toEqual({ mac: '02:00:00:00:00:09' });
+    expect(await driver.createEndpoint({ networkId: NET, endpointId: E2, address: '10.210.0.4/24', options: {} })).toEqual({ mac: '02:00:00:00:00:09' });
+    await expect(driver.createEndpoint({ networkId: NET, endpointId: E2, address: '10.210.0.4/24', mac: '02:00:00:00:00:0a', options: {} })).rejects.toThrow(/already exists with other addresses/);
+    expect((await driver.endpoints()).map((e) => e.mac).sort()).toEqual(['02:00:00:00:00:09', '02:6b:0a:d2:00:03']);
+  });
 });

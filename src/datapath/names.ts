@@ -139,6 +139,18 @@ export function macFor(id: string): string {
   return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
 }
 
+/**
+ * An endpoint's MAC: from its IPv4 address where it has one (02:6b, then the four bytes), else from its ID. An
+ * address handed out again comes back with the same MAC, so the ARP caches of containers that talked to the
+ * previous holder stay right (with a new MAC they would keep sending to the old one until their entry expired:
+ * seconds of silence for a new container). Unique wherever its address is; the same on every replay.
+ */
+export function endpointMac(endpointId: string, ipv4Cidr?: string): string {
+  const m = ipv4Cidr ? /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/\d{1,2})?$/.exec(ipv4Cidr) : null;
+  if (!m || m.slice(1).some((o) => Number(o) > 255)) return macFor(endpointId);
+  return ['02', '6b', ...m.slice(1).map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+}
+
 export const vxlanName = (vni: number): string => `knv${validateVni(vni)}`;
 
 export const aliasFor = (role: LinkRole, id: string): string => `knit:${role}:${id12(id, 'ID')}`;

@@ -10,7 +10,7 @@ export const DEFAULT_MTU = 1500;
 
 export const mtuOf = (net: NetworkRecord): number => net.mtu ?? DEFAULT_MTU;
 
-export { macFor } from '../datapath/names.js';
+export { endpointMac } from '../datapath/names.js';
 
 export function planNetwork(net: NetworkRecord): LinkOp[] {
   if (isMacvlan(net)) return planMacvlanNetwork(net);

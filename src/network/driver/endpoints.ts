@@ -4,7 +4,7 @@ import { validateMac } from '../../datapath/names.js';
 import { contains, parseAddrCidr } from '../../addr/cidr.js';
 import { short } from '../../log.js';
 import { hostRoutes, isMacvlan } from '../macvlan/plan.js';
-import { endpointNames, macFor, planEndpoint, planEndpointRemoval } from '../plan.js';
+import { endpointMac, endpointNames, planEndpoint, planEndpointRemoval } from '../plan.js';
 import { type EndpointRecord, keys, type NetworkRecord } from '../records.js';
 import type { JoinReply } from './deps.js';
 import { dnsServersOf, planDnsRoute, type StaticRoute } from '../dns.js';
@@ -25,17 +25,18 @@ export class Endpoints {
   async create(req: EndpointRequest): Promise<{ mac: string }> {
     return this.s.onEndpoint(req.networkId, req.endpointId, async () => {
       const net = await this.s.requireNetwork(req.networkId);
-      const mac = req.mac ? validateMac(req.mac) : macFor(req.endpointId);
+      const mac = req.mac ? validateMac(req.mac) : endpointMac(req.endpointId, req.address);
       checkAddress(net, req.address, 4);
       checkAddress(net, req.addressV6, 6);
       // Before anything is written: an overlay on a knit without KNIT_ADVERTISE is refused here.
       const overlay = net.mode === 'overlay' ? this.s.overlayFor(net) : undefined;
       const existing = await this.s.endpoint(req.networkId, req.endpointId);
       if (existing) {
-        if (existing.address !== req.address || existing.addressV6 !== req.addressV6 || existing.mac !== mac) {
+        // A replay without a MAC gets the one recorded (an endpoint made by an earlier knit may have another kind).
+        if (existing.address !== req.address || existing.addressV6 !== req.addressV6 || (req.mac && existing.mac !== mac)) {
           throw conflict(`endpoint ${short(req.endpointId)} already exists with other addresses`);
         }
-        return { mac };
+        return { mac: existing.mac };
       }
       const ep: EndpointRecord = { id: req.endpointId, networkId: net.id, ...endpointNames(req.endpointId, net), mac, ...dnsServersOf(net, req.options), ports: [], createdAt: new Date().toISOString() };
       if (req.address) ep.address = req.address;
