@@ -26,6 +26,8 @@ import { Overlay } from './network/overlay/index.js';
 import { HostLease } from './network/overlay/lease.js';
 import { Segments } from './network/overlay/segments.js';
 import { HostRecordWatch } from './network/overlay/watch.js';
+import { LiveHosts } from './network/overlay/live-hosts.js';
+import { startLiveness } from './liveness.js';
 import { Tunnel } from './network/overlay/tunnel.js';
 import { keys as ipamKeys, type PoolRecord } from './ipam/records.js';
 import { subnetKey } from './addr/cidr.js';
@@ -117,6 +119,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   // Name records live under it too (with the embedded store, whose leases end with the process, as well).
   const lease = cluster !== local || ul || config.dnsAddress ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS }) : undefined;
   const watch = lease ? new HostRecordWatch({ cluster, hostId, lease, log }) : undefined;
+  const live = watch && cluster !== local ? new LiveHosts(hostId) : undefined;
+  if (live) watch?.add(live);
   const tunnel = ul && lease && watch
     ? new Tunnel({
         cluster, local, hostId, kernel, log, lease, watch, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu },
@@ -129,7 +133,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   let sweepSoon = (): void => undefined;
   // Addresses on knit's own links (bridge gateways) are IPAM's already, and go with their networks.
   const ownAddresses = async () => (await kernel.links()).filter((l) => !l.alias?.startsWith('knit:')).flatMap((l) => l.addrs.map((c) => c.split('/')[0]));
-  const hostAddrs = new HostAddresses({ store: cluster, hostId, own: ownAddresses, log });
+  const hostAddrs = new HostAddresses({ store: cluster, hostId, own: ownAddresses, log, shared: cluster !== local });
   const refreshHostAddrs = () => hostAddrs.refresh().catch((err) => log.warn('could not publish or read the knit hosts\' addresses', { error: describe(err) }));
   const ipam = new Ipam({
     hostAddresses: () => hostAddrs.all(),
@@ -211,22 +215,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   };
   const timer = setInterval(runSweep, SWEEP_INTERVAL_MS);
   timer.unref();
-  // Quarantine and reclaim of hosts whose lease lapsed (cluster stores only).
-  const liveness = lease && cluster !== local
-    ? setInterval(() => {
-        lease.liveHosts()
-          .then((live) => ipam.reclaimLost({ live, now: Date.now(), afterMs: config.reclaimAfterSeconds * 1000 }))
-          .then(async (reclaimed) => {
-            await segments.forgetHosts(reclaimed);
-            await tunnel?.forgetHosts(reclaimed);
-            await hostAddrs.forget(reclaimed);
-            // Other hosts' addresses, freshly: a host that just started is known within one tick.
-            await hostAddrs.reload();
-          })
-          .catch((err) => log.warn('liveness check failed', { error: describe(err) }));
-      }, LIVENESS_INTERVAL_MS)
+  // Quarantine and reclaim of hosts whose lease lapsed (cluster stores only), led by one host.
+  const liveness = lease && live && cluster !== local
+    ? startLiveness({ lease, live, ipam, segments, tunnel, hostAddrs, log, afterMs: config.reclaimAfterSeconds * 1000 }, LIVENESS_INTERVAL_MS)
     : undefined;
-  liveness?.unref();
   const rotation = tunnel && config.wireguard.rotateSeconds ? setInterval(() => {
     if (tunnel.active) void tunnel.rotate().catch((err) => log.warn('scheduled WireGuard key rotation failed', { error: describe(err) }));
   }, config.wireguard.rotateSeconds * 1000) : undefined;
@@ -243,7 +235,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     hostId,
     async stop() {
       clearInterval(timer);
-      clearInterval(liveness);
+      liveness?.stop();
       clearInterval(rotation);
       clearTimeout(pending);
       await served?.stop();

@@ -22,8 +22,8 @@ afterEach(async () => {
 });
 
 /** A knit host: its published addresses and its IPAM, over the shared store. */
-function host(id: string, own: string[]) {
-  const addrs = new HostAddresses({ store, hostId: id, own: async () => own, log });
+function host(id: string, own: string[], shared = true) {
+  const addrs = new HostAddresses({ store, hostId: id, own: async () => own, log, shared });
   const ipam = new Ipam({ store, hostId: id, defaultPools: [], reservedNetworks: async () => [], log, hostAddresses: () => addrs.all() });
   return { addrs, ipam };
 }
@@ -60,5 +60,19 @@ test('a host\'s addresses are republished when they change, and forgotten with t
   await b.addrs.forget(['hosta']);
   await until('host A\'s addresses to go', () => b.addrs.all().size === 0);
   a.addrs.stop();
+  b.addrs.stop();
+});
+
+test('on the embedded store alone (one host) the addresses are kept in memory and nothing is written', async () => {
+  const a = host('hosta', ['10.9.0.1'], false);
+  await a.addrs.refresh();
+  expect([...a.addrs.all()]).toEqual(['10.9.0.1']);
+  expect(await store.list('ipam/')).toEqual([]);
+  const { poolId } = await a.ipam.requestPool({ pool: '10.9.0.0/29', v6: false });
+  expect(await a.ipam.requestAddress({ poolId, gateway: true })).toBe('10.9.0.2/29');
+  // Control: shared, the same host publishes its record.
+  const b = host('hostb', ['10.9.0.3']);
+  await b.addrs.refresh();
+  expect((await store.list('ipam/host-addrs/')).map((e) => e.key)).toEqual(['ipam/host-addrs/hostb']);
   b.addrs.stop();
 });

@@ -32,7 +32,11 @@ export class HostAddresses {
   private byHost = new Map<string, string[]>();
   private watch?: Watch;
 
-  constructor(private readonly deps: { store: Store; hostId: string; own: () => Promise<string[]>; log: Logger }) {}
+  /**
+   * `shared`: the store is a cluster store, where the hosts publish their addresses. On the embedded store this
+   * host is the only one: its addresses are kept in memory and nothing is written.
+   */
+  constructor(private readonly deps: { store: Store; hostId: string; own: () => Promise<string[]>; log: Logger; shared: boolean }) {}
 
   /** Every address any knit host holds, as last read. */
   all(): ReadonlySet<string> {
@@ -44,6 +48,7 @@ export class HostAddresses {
     const own = [...new Set((await this.deps.own()).flatMap((a) => canonical(a) ?? []))].sort();
     // Kept even when the store is away: this host's IPAM skips them all the same.
     this.mine = own;
+    if (!this.deps.shared) return this.recompute();
     if (own.join() !== this.published) {
       await this.deps.store.commit([{ key: HOST_ADDRS + this.deps.hostId, value: JSON.stringify({ addrs: own, at: new Date().toISOString() }) }]);
       this.published = own.join();
