@@ -174,6 +174,9 @@ test('the private key stays in the state directory (0600); the store holds only 
   const dump = await etcd.ctl(['get', '--prefix', '']);
   const secret = (await run(['cat', file])).stdout.trim();
   expect(dump).not.toContain(secret);
+  // Traffic to both peers first: the tunnel was made again above (only eb was pinged since), and a peer shows a
+  // handshake only once packets went its way (no keepalive is configured).
+  await waitFor('ea to reach eb and ec over the tunnel', async () => (await ping(A, 'ea', ip.eb)) && ping(A, 'ea', ip.ec), { timeoutMs: 20_000, intervalMs: 500 });
   const s = await status(A);
   expect(s.wireguard).toMatchObject({ backend: 'wireguard-go', up: true, listenPort: 51820, device: wgDevice(A) });
   expect(dump).toContain(s.wireguard.publicKey);
