@@ -1,6 +1,6 @@
 // 2. Burst start: 50 containers started at once on one network, timed until every one runs and answers a ping.
 import { alternate, createNetwork, DRIVERS, IMAGE, stoppedEarly, withBed, type Bed, type BenchContext, type Driver } from './bed.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { median, millis, ratio, seconds, spreadSeconds, times } from './stats.js';
 
 const CONTAINERS = 50;
@@ -46,7 +46,7 @@ async function burstOnce(bed: Bed, network: string, tag: string): Promise<Burst>
   return { ms, failures: CONTAINERS - ips.length + silent.size, ...(firstError ? { firstError } : {}) };
 }
 
-export async function burst(ctx: BenchContext): Promise<Section> {
+export async function burst(ctx: BenchContext): Promise<Figures> {
   const rounds = ctx.quick ? 1 : 5;
   return withBed('benchbu', async (bed) => {
     const net: Record<Driver, string> = { knit: 'bu-knit', builtin: 'bu-builtin' };
@@ -69,7 +69,6 @@ export async function burst(ctx: BenchContext): Promise<Section> {
     });
     return {
       id: 'burst',
-      title: '2. Burst start',
       rows: [
         { metric: `${CONTAINERS} concurrent \`docker run -d\` until all answer a ping, median`, knit: seconds(k), builtin: seconds(b), ratio: times(ratio(k, b)), target: '≤ 1.1×' },
         { metric: 'failures (run failed or no ping reply), all rounds', knit: `${failures.knit} of ${CONTAINERS * samples.knit.length}`, builtin: `${failures.builtin} of ${CONTAINERS * samples.builtin.length}`, target: '0' },

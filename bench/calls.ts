@@ -1,6 +1,6 @@
 // 3. Plugin call cost: each call's time as knit served it (/knit.Status), and the processes knit spawns per lifecycle.
 import { createNetwork, IMAGE, inTime, withBed, type Bed, type BenchContext, type KnitStatus } from './bed.js';
-import type { Row, Section } from './report.js';
+import type { Figures, Row } from './report.js';
 import { fixed, millis } from './stats.js';
 
 const WARMUP = 2;
@@ -33,7 +33,7 @@ function spawnRows(what: string, d: ReturnType<typeof perOp>): Row[] {
 const describeCalls = (what: string, d: ReturnType<typeof perOp>) =>
   `Plugin requests per ${what}: ${fixed(d.requests, 1)} (${d.calls.map(([p, n]) => `${p} ${fixed(n, 1)}`).join(', ')}).`;
 
-export async function calls(ctx: BenchContext): Promise<Section> {
+export async function calls(ctx: BenchContext): Promise<Figures> {
   const lifecycles = ctx.quick ? 5 : 20;
   const networks = ctx.quick ? 3 : 10;
   return withBed('benchcc', async (bed: Bed) => {
@@ -61,7 +61,6 @@ export async function calls(ctx: BenchContext): Promise<Section> {
       }));
     return {
       id: 'calls',
-      title: '3. Plugin call cost',
       rows: [
         ...callRows,
         ...spawnRows('lifecycle (`docker run --rm ... true`)', d.plain),

@@ -5,7 +5,7 @@ import { withCluster } from './cluster-bed.js';
 import { ENDPOINTS_PER_HOST, measureCluster, OVERLAY_SUBNETS, type ClusterResult } from './cluster-measure.js';
 import type { ProcSample } from './proc-stats.js';
 import { divide, requests, type Counters } from './etcd-metrics.js';
-import type { Row, Section } from './report.js';
+import type { Figures, Row } from './report.js';
 import { fixed, median, mib, quantile, sig } from './stats.js';
 
 /** KNIT_BENCH_HOSTS=10,30,100 (at most three counts: one column each). */
@@ -73,7 +73,7 @@ function notes(rs: ClusterResult[]): string[] {
   ];
 }
 
-export async function cluster(ctx: BenchContext): Promise<Section> {
+export async function cluster(ctx: BenchContext): Promise<Figures> {
   const counts = hostCounts(ctx.quick);
   const results: ClusterResult[] = [];
   for (const n of counts) {
@@ -83,7 +83,6 @@ export async function cluster(ctx: BenchContext): Promise<Section> {
   }
   return {
     id: 'cluster',
-    title: '10. Cluster scale',
     columns: results.map((r) => `${r.n} hosts`),
     rows: rows(results),
     notes: [...notes(results), ...(results.length < counts.length ? [`The time budget ran out before ${counts.slice(results.length).join(', ')} hosts.`] : [])],

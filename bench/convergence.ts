@@ -4,7 +4,7 @@
 import { IMAGE, inTime, stoppedEarly, type BenchContext } from './bed.js';
 import { inNetns, netnsOfPid } from './iperf.js';
 import { OVERLAY, runSleeper, withOverlayBed, type OverlayHost } from './overlay-bed.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { run } from '../spec/support/testbed.js';
 import { median, quantile, ratio, seconds, times } from './stats.js';
 
@@ -56,7 +56,7 @@ export async function measureOnce(starter: OverlayHost, network: string, name: s
 
 const summary = (s: number[]) => ({ p50: median(s), p90: quantile(s, 0.9), max: quantile(s, 1) });
 
-export async function convergence(ctx: BenchContext): Promise<Section> {
+export async function convergence(ctx: BenchContext): Promise<Figures> {
   const iterations = ctx.quick ? 5 : 15;
   return withOverlayBed('benchcv', ctx.progress, async ({ a, b }) => {
     // Host A already takes part in the overlay (a resident container), as in a running cluster; host B's watcher pings.
@@ -90,7 +90,6 @@ export async function convergence(ctx: BenchContext): Promise<Section> {
     const signed = (ms: number) => (ms < 0 ? `−${seconds(-ms)}` : `+${seconds(ms)}`);
     return {
       id: 'convergence',
-      title: '7. Overlay convergence',
       labels: { knit: 'knit overlay, A → B', builtin: 'knit bridge, one host', ratio: 'overlay/bridge' },
       rows: [
         row('(a) `docker run -d` returned, median', ro.p50, rb.p50),

@@ -2,7 +2,7 @@
 // bridge. iperf3 is the host's binary, run inside each container's network namespace with nsenter.
 import { alternate, createNetwork, DRIVERS, IMAGE, stoppedEarly, withBed, type Bed, type BenchContext, type Driver } from './bed.js';
 import { gbit, iperfBetween, netnsOfPid } from './iperf.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { median, quantile, ratio, times } from './stats.js';
 
 interface Pair {
@@ -26,7 +26,7 @@ async function startPair(bed: Bed, driver: Driver): Promise<Pair> {
   return { serverPid: pids[0], clientPid: pids[1], serverIp: ip, mtu: link };
 }
 
-export async function datapath(ctx: BenchContext): Promise<Section> {
+export async function datapath(ctx: BenchContext): Promise<Figures> {
   const rounds = ctx.quick ? 2 : 6;
   const seconds = ctx.quick ? 2 : 3;
   return withBed('benchdp', async (bed) => {
@@ -43,7 +43,6 @@ export async function datapath(ctx: BenchContext): Promise<Section> {
     const spread = (s: number[]) => `min ${gbit(quantile(s, 0))}, max ${gbit(quantile(s, 1))}`;
     return {
       id: 'datapath',
-      title: '5. Datapath (bridge)',
       rows: [{ metric: 'TCP throughput container → container, same network, median', knit: gbit(k), builtin: gbit(b), ratio: times(ratio(k, b)), target: '≥ 0.95×' }],
       notes: [
         `iperf3 (one stream, ${seconds} s after 1 s left out), ${samples.knit.length} rounds per driver, alternated. The host's iperf3 runs in the containers' network namespaces (nsenter --net=/proc/PID/ns/net), so the image needs no change.`,

@@ -1,7 +1,7 @@
 // 8. Resolver throughput (issue 13): answers/s for knit names with 16 clients in a namespace, and the answer time.
 import { DnsBed } from '../spec/support/dns-bed.js';
 import { inTime, type BenchContext } from './bed.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { median, sig } from './stats.js';
 
 /** What the load client (spec/support/dns-client.mjs, mode "load") reports for one round. */
@@ -31,7 +31,7 @@ async function rounds(a: { ctx: BenchContext; bed: DnsBed; ns: string; name: str
 const total = (r: Round[], key: 'lost' | 'wrong'): number => r.reduce((s, x) => s + x[key], 0);
 const summary = (r: Round[]): string => `${r.map((x) => x.perSecond).join(', ')} answers/s; ${total(r, 'lost')} lost (1 s timeout), ${total(r, 'wrong')} replies that were not answers`;
 
-export async function dns(ctx: BenchContext): Promise<Section> {
+export async function dns(ctx: BenchContext): Promise<Figures> {
   const count = ctx.quick ? 1 : 3;
   const seconds = ctx.quick ? 3 : 5;
   const bed = await DnsBed.create({ prefix: 'kntdb', ownHost: true });
@@ -50,7 +50,6 @@ export async function dns(ctx: BenchContext): Promise<Section> {
     const med = (r: Round[], key: keyof Round) => median(r.map((x) => x[key]));
     return {
       id: 'dns',
-      title: '8. Resolver',
       rows: [
         { metric: `knit names, ${CLIENTS} clients, answers/s (median of ${knit.length} rounds of ${seconds} s)`, knit: `${Math.round(med(knit, 'perSecond'))}/s`, target: '≥ 10,000/s' },
         { metric: 'knit names, answer time p50 / p99', knit: `${sig(med(knit, 'p50ms'))} ms / ${sig(med(knit, 'p99ms'))} ms` },

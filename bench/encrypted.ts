@@ -4,7 +4,7 @@
 import { IMAGE, inTime, stoppedEarly, timed, type BenchContext } from './bed.js';
 import { gbit, iperfBetween, netnsOfPid } from './iperf.js';
 import { OVERLAY, pingOnce, runSleeper, waitReachable, withOverlayBed, type OverlayHost } from './overlay-bed.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { median, quantile, ratio, seconds, spreadSeconds, times } from './stats.js';
 
 const ENC = 'enc';
@@ -23,7 +23,7 @@ async function firstReach(b: OverlayHost, from: string, round: number): Promise<
   return ms;
 }
 
-export async function encrypted(ctx: BenchContext): Promise<Section> {
+export async function encrypted(ctx: BenchContext): Promise<Figures> {
   const rounds = ctx.quick ? 2 : 5;
   const secs = ctx.quick ? 3 : 5;
   return withOverlayBed('benchen', ctx.progress, async ({ a, b }) => {
@@ -62,7 +62,6 @@ export async function encrypted(ctx: BenchContext): Promise<Section> {
     const stillPings = await pingOnce(paths.plain.client, paths.plain.serverIp);
     return {
       id: 'encrypted',
-      title: '10. Encrypted overlay',
       labels: { knit: 'encrypted', builtin: 'plain knit overlay', ratio: 'encrypted/plain' },
       rows: [
         { metric: `TCP throughput container on host A → host B, median (WireGuard: ${backend})`, knit: gbit(te), builtin: gbit(tp), ratio: times(ratio(te, tp)), target: '' },

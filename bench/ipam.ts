@@ -4,7 +4,7 @@ import { post } from '../spec/support/client.js';
 import { knitStatus, timed, withBed, type Bed, type BenchContext } from './bed.js';
 import { ipamOnEtcd } from './ipam-etcd.js';
 import { fillTo, openPool, pairRate, probePairs } from './ipam-load.js';
-import type { Row, Section } from './report.js';
+import type { Figures, Row } from './report.js';
 import { fixed, median, millis } from './stats.js';
 
 const CHECKPOINTS = [10, 1_000, 10_000, 30_000];
@@ -82,7 +82,7 @@ async function fillRows(ctx: BenchContext, bed: Bed, probes: number): Promise<{ 
   return { rows, notes };
 }
 
-export async function ipam(ctx: BenchContext): Promise<Section> {
+export async function ipam(ctx: BenchContext): Promise<Figures> {
   const rate: RateOptions = ctx.quick ? { seconds: 1.5, maxPairs: 20_000 } : { seconds: 4, maxPairs: 100_000 };
   const probes = ctx.quick ? 50 : 200;
   return withBed('benchip', async (bed) => {
@@ -93,7 +93,6 @@ export async function ipam(ctx: BenchContext): Promise<Section> {
     const etcd = await ipamOnEtcd(bed, (socket) => rateRows(socket, '10.95.0.0/16', 'etcd', rate));
     return {
       id: 'ipam',
-      title: '4. IPAM throughput and scale',
       rows: [...embedded, floor, ...etcd.rows, ...fill.rows],
       notes: [
         `Pairs: RequestAddress then ReleaseAddress of the address it got, posted to knit's socket as dockerd does (HTTP/1.1, keep-alive), for ${rate.seconds} s or ${rate.maxPairs} pairs; with ${CONCURRENCY} clients each runs its own loop. Times include the HTTP round trip.`,

@@ -1,11 +1,11 @@
 // 1. Container lifecycle: the wall time of `docker run --rm --network N busybox true`, knit against the built-in bridge.
 import { alternate, createNetwork, DRIVERS, IMAGE, inTime, stoppedEarly, timed, withBed, type BenchContext } from './bed.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { median, ratio, seconds, spreadSeconds, times } from './stats.js';
 
 const WARMUP = 2;
 
-export async function lifecycle(ctx: BenchContext): Promise<Section> {
+export async function lifecycle(ctx: BenchContext): Promise<Figures> {
   const runs = ctx.quick ? 6 : 24;
   return withBed('benchlc', async (bed) => {
     const net = { knit: 'lc-knit', builtin: 'lc-builtin' };
@@ -22,7 +22,6 @@ export async function lifecycle(ctx: BenchContext): Promise<Section> {
     const b = median(samples.builtin);
     return {
       id: 'lifecycle',
-      title: '1. Container lifecycle',
       rows: [{ metric: '`docker run --rm --network N busybox true`, median', knit: seconds(k), builtin: seconds(b), ratio: times(ratio(k, b)), target: '≤ 1.05×' }],
       notes: [
         `${samples.knit.length} runs per driver after ${WARMUP} warm-up runs each, alternated; wall time of the docker CLI, client to exit.`,

@@ -13,7 +13,7 @@ import { macvlan } from './macvlan.js';
 import { names } from './names.js';
 import { overlay } from './overlay.js';
 import { overlayLifecycle } from './overlay-lifecycle.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { scale } from './scale.js';
 import { swarm } from './swarm.js';
 
@@ -24,7 +24,7 @@ export interface Benchmark {
   budgetMs: { full: number; quick: number };
   /** Extra time to finish the iteration under way and clean up, after which the runner stops its hosts. */
   graceMs: number;
-  run(ctx: BenchContext): Promise<Section>;
+  run(ctx: BenchContext): Promise<Figures>;
 }
 
 const MIN = 60_000;

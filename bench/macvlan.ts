@@ -5,7 +5,7 @@ import { deleteNetns } from '../spec/support/reap.js';
 import { run } from '../spec/support/testbed.js';
 import { alternate, IMAGE, stoppedEarly, timed, withBed, type Bed, type BenchContext, type Driver } from './bed.js';
 import { gbit, iperfBetween, netnsOfPid } from './iperf.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { median, quantile, ratio, seconds, spreadSeconds, times } from './stats.js';
 
 /** RFC 2544's range again, a /24 no test suite uses. */
@@ -52,7 +52,7 @@ async function iperfRows(ctx: BenchContext, bed: Bed, peer: string): Promise<{ k
   return { k: s.knit, b: s.builtin };
 }
 
-export async function macvlan(ctx: BenchContext): Promise<Section> {
+export async function macvlan(ctx: BenchContext): Promise<Figures> {
   return withBed('benchmv', async (bed) => {
     const peer = await makeLan(bed);
     const lc = await lifecycleRows(ctx, bed);
@@ -60,7 +60,6 @@ export async function macvlan(ctx: BenchContext): Promise<Section> {
     const spread = (s: number[]) => `min ${gbit(quantile(s, 0))}, max ${gbit(quantile(s, 1))}`;
     return {
       id: 'macvlan',
-      title: '10. Macvlan',
       labels: { builtin: 'Docker macvlan', ratio: 'knit/Docker' },
       rows: [
         { metric: '`docker run --rm --network N busybox true`, median', knit: seconds(median(lc.k)), builtin: seconds(median(lc.b)), ratio: times(ratio(median(lc.k), median(lc.b))), target: '≤ 1.05×' },

@@ -61,7 +61,7 @@ async function runOne(b: Benchmark, quick: boolean): Promise<Section> {
       await stopClusters();
       section = { id: b.id, title: b.title, rows: [], notes: [], failed: `did not finish within ${Math.round((budget + b.graceMs) / 1000)} s` };
     } else {
-      section = result;
+      section = { ...result, title: b.title };
     }
   } catch (err) {
     section = { id: b.id, title: b.title, rows: [], notes: [], failed: err instanceof Error ? err.message.slice(0, 2_000) : String(err) };

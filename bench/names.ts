@@ -4,7 +4,7 @@
 import { IMAGE, inTime, stoppedEarly, type BenchContext } from './bed.js';
 import { inNetns, netnsOfPid } from './iperf.js';
 import { runSleeper, withOverlayBed, OVERLAY, type OverlayHost } from './overlay-bed.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { run } from '../spec/support/testbed.js';
 import { median, quantile, ratio, seconds, times } from './stats.js';
 
@@ -47,7 +47,7 @@ export async function measureOnce(starter: OverlayHost, name: string, watcher: s
 
 type Where = 'remote' | 'local';
 
-export async function names(ctx: BenchContext): Promise<Section> {
+export async function names(ctx: BenchContext): Promise<Figures> {
   const iterations = ctx.quick ? 5 : 15;
   return withOverlayBed('benchnm', ctx.progress, async ({ a, b }) => {
     const watchers: Record<Where, string> = {
@@ -73,7 +73,6 @@ export async function names(ctx: BenchContext): Promise<Section> {
     const row = (metric: string, x: number, y: number, target = '') => ({ metric, knit: seconds(x), builtin: seconds(y), ratio: times(ratio(x, y)), target });
     return {
       id: 'names',
-      title: '9. Names across hosts',
       labels: { knit: 'resolved on host B (knit)', builtin: 'resolved on host A (Docker\'s own)', ratio: 'B/A' },
       rows: [
         row('`docker run -d` on host A until the name resolves, median', median(r), median(l), '< 1 s'),

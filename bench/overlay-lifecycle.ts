@@ -10,7 +10,7 @@ import { value } from '../spec/support/prom-text.js';
 import { waitFor } from '../spec/support/proc.js';
 import { IMAGE, inTime, stoppedEarly, timed, type BenchContext } from './bed.js';
 import { OVERLAY, OVERLAY_SUBNET, runSleeper, withOverlayBed } from './overlay-bed.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { median, ratio, seconds, spreadSeconds, times } from './stats.js';
 
 const WARMUP = 2;
@@ -33,7 +33,7 @@ function scrapeUnix(socketPath: string): Promise<string> {
   });
 }
 
-export async function overlayLifecycle(ctx: BenchContext): Promise<Section> {
+export async function overlayLifecycle(ctx: BenchContext): Promise<Figures> {
   const runs = ctx.quick ? 6 : 24;
   const metricsSocket = (dir: string) => join(dir, 'knit-metrics.sock');
   return withOverlayBed('benchlo', ctx.progress, async ({ a, b, vni }) => {
@@ -59,7 +59,6 @@ export async function overlayLifecycle(ctx: BenchContext): Promise<Section> {
     const br = median(samples.bridge);
     return {
       id: 'overlay-lifecycle',
-      title: '10. Container lifecycle: knit overlay against knit bridge',
       labels: { knit: 'knit overlay (etcd)', builtin: 'knit bridge', ratio: 'overlay/bridge' },
       rows: [{ metric: '`docker run --rm --network N busybox true`, median', knit: seconds(o), builtin: seconds(br), ratio: times(ratio(o, br)), target: '≤ 1.10×' }],
       notes: [

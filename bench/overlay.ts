@@ -6,7 +6,7 @@ import { run } from '../spec/support/testbed.js';
 import { inTime, stoppedEarly, type BenchContext } from './bed.js';
 import { gbit, iperfBetween, netnsOfPid } from './iperf.js';
 import { OVERLAY_SUBNET, runSleeper, waitReachable, withOverlayBed, type OverlayHost } from './overlay-bed.js';
-import type { Section } from './report.js';
+import type { Figures } from './report.js';
 import { median, quantile, ratio, times } from './stats.js';
 
 type Path = 'knit' | 'hand';
@@ -60,7 +60,7 @@ async function makeHandVxlan(hosts: OverlayHost[], vni: number, mtu: number): Pr
 }
 
 
-export async function overlay(ctx: BenchContext): Promise<Section> {
+export async function overlay(ctx: BenchContext): Promise<Figures> {
   const rounds = ctx.quick ? 2 : 5;
   const seconds = ctx.quick ? 3 : 5;
   return withOverlayBed('benchov', ctx.progress, async ({ a, b, vni }) => {
@@ -92,7 +92,6 @@ export async function overlay(ctx: BenchContext): Promise<Section> {
     const spread = (s: number[]) => `min ${gbit(quantile(s, 0))}, max ${gbit(quantile(s, 1))}`;
     return {
       id: 'overlay',
-      title: '5. Datapath (overlay)',
       labels: { builtin: 'hand-made VXLAN', ratio: 'knit/hand-made' },
       rows: [
         {

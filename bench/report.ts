@@ -27,6 +27,9 @@ export interface Section {
   columns?: string[];
 }
 
+/** What a benchmark module returns: the runner adds the title from its list (bench/list.ts), the one place it is kept. */
+export type Figures = Omit<Section, 'title'>;
+
 export interface RunInfo {
   command: string;
   date: string;

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { alternate, createNetwork, DRIVERS, IMAGE, inParallel, inTime, timed, withBed, type Bed, type BenchContext, type Driver } from './bed.js';
-import type { Row, Section } from './report.js';
+import type { Figures, Row } from './report.js';
 import { median, mib, ratio, seconds, times } from './stats.js';
 
 /** Endpoints timed one at a time at each end of the run; those in between are made in parallel, untimed. */
@@ -98,7 +98,7 @@ async function endpoints(ctx: BenchContext, bed: Bed, plan: Plan) {
   return { first, last, failures, firstError, made: made + tail };
 }
 
-export async function scale(ctx: BenchContext): Promise<Section> {
+export async function scale(ctx: BenchContext): Promise<Figures> {
   const plan: Plan = ctx.quick ? { networks: 20, endpoints: 100 } : { networks: 100, endpoints: 500 };
   return withBed('benchsc', async (bed) => {
     const engineRss0 = await rssOf(bed.host.enginePid);
@@ -111,7 +111,6 @@ export async function scale(ctx: BenchContext): Promise<Section> {
     const engineRss1 = await rssOf(bed.host.enginePid);
     return {
       id: 'scale',
-      title: '6. Scale',
       rows: [
         ...nets.rows,
         ...(eps.last.knit.length > 0 ? edgeRows('`docker network connect` (endpoint)', eps.made, eps.first, eps.last) : []),

@@ -7,7 +7,7 @@ import { measureOnce as reachOnce } from './convergence.js';
 import { gbit, iperfBetween, netnsOfPid } from './iperf.js';
 import { measureOnce as resolveOnce } from './names.js';
 import { OVERLAY, runSleeper, waitReachable, withOverlayBed, type OverlayBed, type OverlayHost } from './overlay-bed.js';
-import type { Row, Section } from './report.js';
+import type { Figures, Row } from './report.js';
 import { median, quantile, ratio, seconds, times } from './stats.js';
 
 type Net = 'knit' | 'swarm';
@@ -77,7 +77,7 @@ function rows(k: Samples, w: Samples): Row[] {
   ];
 }
 
-export async function swarm(ctx: BenchContext): Promise<Section> {
+export async function swarm(ctx: BenchContext): Promise<Figures> {
   const rounds = ctx.quick ? 3 : 10;
   const iperfRounds = ctx.quick ? 1 : 3;
   return withOverlayBed('benchsw', ctx.progress, async (bed) => {
@@ -106,7 +106,6 @@ export async function swarm(ctx: BenchContext): Promise<Section> {
     }
     return {
       id: 'swarm',
-      title: "11. Docker's swarm overlay as the reference",
       labels: { knit: 'knit overlay (etcd)', builtin: 'swarm overlay', ratio: 'knit/swarm' },
       rows: rows(s.knit, s.swarm),
       notes: [
