@@ -76,8 +76,15 @@ test('isolation: no traffic across knit networks or to and from Docker bridges, 
   await host.docker(['network', 'rm', 'iso-a', 'iso-b']);
 });
 
-test('enable_icc=false: members cannot reach each other but both reach outside', async () => {
-  await create(['-o', 'com.docker.network.bridge.enable_icc=false', 'noicc']);
+test('enable_icc=false: members cannot reach each other but both reach outside, even where earlier holders of their addresses talked', async () => {
+  // Earlier holders of the same addresses ping each other (tracked flows; busybox pings in fresh containers share an ICMP ID).
+  await create(['--subnet', '10.209.7.0/24', 'wasicc']);
+  await runDetached('was-1', ['--network', 'wasicc']);
+  await runDetached('was-2', ['--network', 'wasicc']);
+  expect(await ping('was-1', await ipOf('was-2', 'wasicc'))).toBe(true);
+  await host.docker(['rm', '-f', 'was-1', 'was-2']);
+  await host.docker(['network', 'rm', 'wasicc']);
+  await create(['--subnet', '10.209.7.0/24', '-o', 'com.docker.network.bridge.enable_icc=false', 'noicc']);
   await runDetached('icc-1', ['--network', 'noicc']);
   await runDetached('icc-2', ['--network', 'noicc']);
   expect(await ping('icc-1', await ipOf('icc-2', 'noicc'))).toBe(false);
@@ -85,6 +92,21 @@ test('enable_icc=false: members cannot reach each other but both reach outside',
   expect(await ping('icc-2', outside.ip)).toBe(true);
   await host.docker(['rm', '-f', 'icc-1', 'icc-2']);
   await host.docker(['network', 'rm', 'noicc']);
+});
+
+test('a removed container\'s tracked flows go with it (its address\'s next holder inherits none)', async () => {
+  const flows = async (ip: string) => (await host.exec(['conntrack', '-L', '-f', 'ipv4', '-d', ip], { reject: false })).stdout.split('\n').filter((l) => l.includes(`dst=${ip} `)).length;
+  await create(['ct1']);
+  await runDetached('ct-a', ['--network', 'ct1']);
+  await runDetached('ct-b', ['--network', 'ct1']);
+  const ipB = await ipOf('ct-b', 'ct1');
+  expect(await ping('ct-a', ipB)).toBe(true);
+  // Control: the ping left a tracked flow to ct-b.
+  expect(await flows(ipB)).toBeGreaterThan(0);
+  await host.docker(['rm', '-f', 'ct-b']);
+  expect(await flows(ipB)).toBe(0);
+  await host.docker(['rm', '-f', 'ct-a']);
+  await host.docker(['network', 'rm', 'ct1']);
 });
 
 test('--internal: members reach each other, nothing gets out', async () => {

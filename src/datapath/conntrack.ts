@@ -1,5 +1,6 @@
-// Forgets connection-tracking flows to published datagram ports, so a mapping change reaches flows that keep sending.
-import type { Family } from '../addr/cidr.js';
+// Forgets connection-tracking flows: to published datagram ports, so a mapping change reaches flows that keep
+// sending; and of a removed endpoint's addresses, so their next holder inherits none of its flows.
+import { type Family, formatIp, parseIp } from '../addr/cidr.js';
 import { describe } from '../errors.js';
 import type { Log } from './batch.js';
 import { run } from './exec.js';
@@ -32,9 +33,26 @@ export class Conntrack {
     }
   }
 
-  private async flushOne(f: Flow, key: string): Promise<void> {
+  /**
+   * Forgets every flow from or to these addresses (a removed endpoint's). A tracked flow outlives its container:
+   * the next holder of the address would find its packets accepted as replies (as Docker, which clears an
+   * endpoint's flows when it goes). Both directions run at once; best effort, like flush.
+   */
+  async forgetAddresses(addresses: string[]): Promise<void> {
+    if (this.missing) return;
+    const jobs: Array<Promise<void>> = [];
+    for (const text of new Set(addresses)) {
+      const { family, value } = parseIp(text);
+      const ip = formatIp(family, value);
+      for (const side of ['-s', '-d']) jobs.push(this.flushOne(['-f', family === 4 ? 'ipv4' : 'ipv6', side, ip], `${side} ${ip}`));
+    }
+    await Promise.all(jobs);
+  }
+
+  private async flushOne(f: Flow | string[], key: string): Promise<void> {
+    const filter = Array.isArray(f) ? f : ['-f', f.family === 4 ? 'ipv4' : 'ipv6', '-p', f.proto, '--orig-port-dst', String(f.port)];
     try {
-      const r = await run({ tool: 'conntrack', args: ['-D', '-f', f.family === 4 ? 'ipv4' : 'ipv6', '-p', f.proto, '--orig-port-dst', String(f.port)] });
+      const r = await run({ tool: 'conntrack', args: ['-D', ...filter] });
       // Exit code 1 with "0 flow entries have been deleted" means there was nothing to forget.
       if (r.exitCode !== 0 && !/0 flow entries/.test(r.stderr)) this.log({ event: 'conntrack flush failed', flow: key, error: r.stderr.trim() });
     } catch (err) {

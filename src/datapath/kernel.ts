@@ -92,8 +92,9 @@ export class Kernel {
   }
 
   /** Forgets the connection-tracking flows to these host ports (UDP and SCTP), best effort. */
-  async flushConntrack(flows: Flow[]): Promise<void> {
-    return this.conntrack.flush(flows);
+  /** Forgets tracked flows to these published ports, and every flow from or to these addresses. */
+  async flushConntrack(flows: Flow[], addresses: string[] = []): Promise<void> {
+    await Promise.all([this.conntrack.flush(flows), this.conntrack.forgetAddresses(addresses)]);
   }
 
   /** Loads rules without touching chains the input does not name (--noflush). */

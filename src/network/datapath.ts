@@ -8,6 +8,7 @@ export interface Datapath {
   remove(ops: Op[]): Promise<void>;
   links(): Promise<LinkState[]>;
   vxlanEntries(dev: string): Promise<VxlanEntries>;
-  flushConntrack(flows: Array<{ proto: string; port: number; family: 4 | 6 }>): Promise<void>;
+  /** Forgets tracked flows to these published ports and, given addresses, every flow from or to them. */
+  flushConntrack(flows: Array<{ proto: string; port: number; family: 4 | 6 }>, addresses?: string[]): Promise<void>;
   setSysctl(name: string, value: string): Promise<void>;
 }

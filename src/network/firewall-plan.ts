@@ -28,10 +28,17 @@ export const isDockerBridge = (name: string): boolean => name === 'docker0' || /
 const subnetsOf = (net: NetworkRecord, family: FamilyNo): string[] => (family === 4 ? net.ipv4 : net.ipv6).map((s) => s.subnet);
 const addrOf = (ep: EndpointRecord, family: FamilyNo): string | undefined => (family === 4 ? ep.address : ep.addressV6)?.split('/')[0];
 
-/** Traffic entering a network's bridge: replies, its own members (if ICC), published ports; nothing else. */
+/**
+ * Traffic entering a network's bridge: replies, its own members (if ICC), published ports; nothing else. With ICC
+ * off, members are dropped before replies are accepted: no flow between two members is ever allowed, and a
+ * tracked flow left by earlier holders of their addresses (ICMP echoes of two busybox pings share an ID) must
+ * not let one through.
+ */
 function inboundRules(net: NetworkRecord): Rule[] {
-  const rules: Rule[] = [{ ctstate: ['RELATED', 'ESTABLISHED'], target: 'ACCEPT' }];
-  rules.push({ in: net.bridge, target: net.icc ? 'ACCEPT' : 'DROP' });
+  const rules: Rule[] = [];
+  if (!net.icc) rules.push({ in: net.bridge, target: 'DROP' });
+  rules.push({ ctstate: ['RELATED', 'ESTABLISHED'], target: 'ACCEPT' });
+  if (net.icc) rules.push({ in: net.bridge, target: 'ACCEPT' });
   if (!net.internal) rules.push({ ctstate: ['DNAT'], target: 'ACCEPT' });
   rules.push({ target: 'DROP' });
   return rules;

@@ -73,10 +73,10 @@ export class Endpoints {
       // Without KNIT_ADVERTISE nothing of this knit's was published (its records expire with the lease they had).
       const overlay = net?.mode === 'overlay' ? this.s.deps.overlay : undefined;
       if (net && overlay) await this.s.undo(() => overlay.unpublish(net, ep));
-      if (net && ep.ports.length) {
-        await this.s.locks.run(PORTS, async () => this.s.deps.firewall.syncNetwork(net, await this.s.endpoints(networkId)));
-        await this.s.deps.kernel.flushConntrack(flowsOf(ep.ports));
-      }
+      if (net && ep.ports.length) await this.s.locks.run(PORTS, async () => this.s.deps.firewall.syncNetwork(net, await this.s.endpoints(networkId)));
+      // The addresses' flows go too (their next holder must not inherit them); macvlan traffic is not the host's.
+      const addresses = net && isMacvlan(net) ? [] : [ep.address, ep.addressV6].flatMap((a) => (a ? [a.split('/')[0]] : []));
+      if (ep.ports.length || addresses.length) await this.s.deps.kernel.flushConntrack(flowsOf(ep.ports), addresses);
       this.s.deps.log.info('endpoint deleted', { network: short(networkId), endpoint: short(endpointId) });
       return true;
     });
