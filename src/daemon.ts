@@ -38,9 +38,7 @@ import type { Store } from './store/types.js';
 import { startNames, type RunningNames } from './names/start.js';
 import { ensureDnsAddress } from './datapath/dns-address.js';
 import { readUsage } from './ipam/usage.js';
-import { KnitMetrics } from './metrics/registry.js';
-import { type RunningMetrics, serveMetrics } from './metrics/start.js';
-import { observedStore } from './metrics/store.js';
+import type { RunningMetrics } from './metrics/start.js';
 
 const SWEEP_INTERVAL_MS = 30_000;
 /** A host whose lease lapses this long is gone: the others drop its entries. */
@@ -100,9 +98,10 @@ async function underlay(kernel: Kernel, advertise: string): Promise<{ vtep: stri
 export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
   // KNIT_METRICS: off by default, and then nothing is wrapped or counted.
-  const exported = config.metrics ? new KnitMetrics() : undefined;
+  const kit = config.metrics ? await import('./metrics/kit.js') : undefined;
+  const exported = kit ? new kit.KnitMetrics() : undefined;
   const rawLocal = await openLocalStore(join(config.stateDir, 'db'));
-  const local = exported ? observedStore(rawLocal, exported) : rawLocal;
+  const local = kit && exported ? kit.observedStore(rawLocal, exported) : rawLocal;
   const hostId = await ensureHostId(local);
   const rawCluster = await openClusterStore({
     url: config.store, local: rawLocal, consulToken: config.consulToken, etcdTls: config.etcdTls,
@@ -110,7 +109,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     onUnreachable: (err) => log.error('the cluster store is unreachable at start; knit starts anyway and uses it once it answers', { error: err.message }),
   });
   // One object when the store is the embedded one: the rest of the daemon tells them apart by identity.
-  const cluster = rawCluster === rawLocal ? local : exported ? observedStore(rawCluster, exported) : rawCluster;
+  const cluster = rawCluster === rawLocal ? local : kit && exported ? kit.observedStore(rawCluster, exported) : rawCluster;
   exported?.setInfo({ hostId, store: cluster.kind });
   const kernel = new Kernel({ log: log.isDebugEnabled() ? (line) => log.debug('kernel', line) : undefined, observer: exported });
   await checkForwarding(kernel, log);
@@ -188,9 +187,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   overlay?.load(await driver.networks(), await driver.endpoints());
   await lease?.start();
   markReady();
-  if (exported && config.metrics) {
+  if (kit && exported && config.metrics) {
     // The scrape's own reads go to the unwrapped store: they are not knit's store traffic.
-    served = await serveMetrics({ address: config.metrics, metrics: exported, log, sources: {
+    served = await kit.serveMetrics({ address: config.metrics, metrics: exported, log, sources: {
       spawned: spawnCounts, lease: lease && (() => lease.stats()), segments: overlay && (() => overlay.segmentStats()),
       ipam: () => readUsage(rawCluster, hostId, rawLocal), dns: () => names?.resolver?.stats(),
     } });
