@@ -19,16 +19,18 @@ bench-quick: deps build
 	$(BENCH_RUN) --quick $(BENCH_SELECT) --out=.testbed/bench/RESULTS-quick.md --command="make bench-quick$(if $(BENCH_ONLY), BENCH_ONLY=$(BENCH_ONLY))"
 
 ## Issue 17 (not part of `make bench`'s default order either way; each writes its own file under .testbed/bench/):
-##   make bench-cluster HOSTS=10,30   cluster scale (§13), one column per host count (at most three)
+##   make bench-cluster HOSTS=10,30   cluster scale (§13), one column per host count (at most three);
+##                                    STORE=consul for the Consul test server instead of etcd
 ##   make bench-cluster HOSTS=100     the same at 100 hosts, a run of its own (about 5 minutes)
 ##   make bench-swarm                 Docker's swarm overlay as the reference (§14)
 HOSTS ?= 10,30
 comma := ,
 
 .PHONY: bench-cluster bench-swarm
+STORE ?= etcd
 
 bench-cluster: deps build
-	KNIT_BENCH_HOSTS=$(HOSTS) $(BENCH_RUN) --only=cluster --out=.testbed/bench/RESULTS-cluster-$(subst $(comma),-,$(HOSTS)).md --command="make bench-cluster HOSTS=$(HOSTS)"
+	KNIT_BENCH_HOSTS=$(HOSTS) KNIT_BENCH_STORE=$(STORE) $(BENCH_RUN) --only=cluster --out=.testbed/bench/RESULTS-cluster-$(STORE)-$(subst $(comma),-,$(HOSTS)).md --command="make bench-cluster HOSTS=$(HOSTS) STORE=$(STORE)"
 
 bench-swarm: deps build
 	$(BENCH_RUN) --only=swarm --out=.testbed/bench/RESULTS-swarm.md --command="make bench-swarm"

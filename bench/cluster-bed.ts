@@ -1,23 +1,25 @@
 // The cluster benchmark's hosts: N network namespaces (knt-benchkNNN) on one underlay bridge (netns knt-benchku),
-// etcd on that underlay, and in each namespace a knit process (dist/main.js) with KNIT_STORE=etcd://…,
+// etcd or the Consul test server on that underlay (cluster-store.ts), and in each namespace a knit process (dist/main.js) with KNIT_STORE,
 // KNIT_ADVERTISE=ul0 and its own socket, state dir and log. No dockerd: the benchmark posts dockerd's calls to
 // each socket. Everything is removed again, in reverse order, whatever failed; a killed run's namespaces
 // (knt-bench*) are removed by the runner's next start.
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startEtcd, type EtcdServer } from '../spec/support/etcd.js';
 import { noUpstreamsFile } from '../spec/support/knit.js';
 import { testbedDir } from '../spec/support/layout.js';
 import { GiveUp, run, spawnLogged, waitFor, type Spawned } from '../spec/support/proc.js';
 import { deleteNetns, killUntilGone, pidsInNamespaces, nsIdentity } from '../spec/support/reap.js';
 import { inParallel, type BenchContext } from './bed.js';
 import { inNetns } from './iperf.js';
+import { startBenchStore, storeKind, type BenchStore } from './cluster-store.js';
 import { builtModule } from './knit-run.js';
 import { LeanConnection } from './lean-client.js';
 
 /** RFC 2544's benchmarking range, a /24 no other bed uses: up to 249 hosts, etcd on .250. */
 const UNDERLAY = '198.18.78';
 const ETCD_IP = `${UNDERLAY}.250`;
+/** The root namespace's address on the underlay when the Consul test server (in this process) is the store. */
+const ROOT_IP = `${UNDERLAY}.251`;
 export const UNDERLAY_NS = 'knt-benchku';
 export const MAX_HOSTS = 200;
 /** knit processes started at once: each start is mostly CPU (Node, then knit's first reconcile). */
@@ -35,7 +37,7 @@ export interface ClusterHost {
 
 export interface ClusterBed {
   hosts: ClusterHost[];
-  etcd: EtcdServer;
+  store: BenchStore;
   /** How long starting every knit took, until each answered on its socket. */
   startMs: number;
 }
@@ -106,9 +108,9 @@ export async function withCluster<T>(ctx: BenchContext, count: number, fn: (bed:
   if (!Number.isInteger(count) || count < 2 || count > MAX_HOSTS) throw new Error(`cluster size ${count} must be 2..${MAX_HOSTS}`);
   const hosts: ClusterHost[] = [];
   const made: string[] = [];
-  let etcd: EtcdServer | undefined;
+  let store: BenchStore | undefined;
   let down: Promise<void> | undefined;
-  const stop = () => (down ??= teardown(hosts, etcd, made, ctx));
+  const stop = () => (down ??= teardown(hosts, store, made, ctx));
   live.add(stop);
   try {
     await makeUnderlay();
@@ -118,9 +120,9 @@ export async function withCluster<T>(ctx: BenchContext, count: number, fn: (bed:
       await makeHostNetns(netns, `u-${hostName(i)}`, `${UNDERLAY}.${i + 1}`);
       made.push(netns);
     }
-    etcd = await startEtcd({ netns: UNDERLAY_NS, host: ETCD_IP });
-    const store = `etcd://${etcd.endpoint}`;
-    ctx.progress(`cluster ${count}: ${count} namespaces and etcd at ${etcd.endpoint}; starting knit in each`);
+    store = await startBenchStore(storeKind(), { underlayNs: UNDERLAY_NS, bridge: 'ul', etcdIp: ETCD_IP, rootIp: ROOT_IP });
+    const url = store.url;
+    ctx.progress(`cluster ${count}: ${count} namespaces and ${url}; starting knit in each`);
     const started = performance.now();
     const slots = [...Array(count).keys()];
     // Every start finishes (or fails) before this returns, so the clean-up knows every process.
@@ -130,7 +132,7 @@ export async function withCluster<T>(ctx: BenchContext, count: number, fn: (bed:
       const netns = `knt-${hostName(i)}`;
       const dir = join(benchDir, hostName(i));
       try {
-        const { knit, socket } = await startKnit(netns, dir, store);
+        const { knit, socket } = await startKnit(netns, dir, url);
         hosts.push({ index: i, netns, vtep: `${UNDERLAY}.${i + 1}`, dir, socket, knit, conn: new LeanConnection(socket, 60_000) });
       } catch (err) {
         failures.push(err as Error);
@@ -139,7 +141,7 @@ export async function withCluster<T>(ctx: BenchContext, count: number, fn: (bed:
     });
     if (failures.length) throw failures[0];
     hosts.sort((a, b) => a.index - b.index);
-    return await fn({ hosts, etcd, startMs: performance.now() - started });
+    return await fn({ hosts, store, startMs: performance.now() - started });
   } finally {
     await stop();
     live.delete(stop);
@@ -147,12 +149,12 @@ export async function withCluster<T>(ctx: BenchContext, count: number, fn: (bed:
 }
 
 /** SIGKILL, not SIGTERM: N leases revoked one by one would make every other knit reprogram N times for nothing. */
-async function teardown(hosts: ClusterHost[], etcd: EtcdServer | undefined, made: string[], ctx: BenchContext): Promise<void> {
+async function teardown(hosts: ClusterHost[], store: BenchStore | undefined, made: string[], ctx: BenchContext): Promise<void> {
   const errors: string[] = [];
   for (const h of hosts) h.conn.close();
   for (const h of hosts) h.knit.kill('SIGKILL');
   await Promise.all(hosts.map((h) => h.knit.exited));
-  await etcd?.dispose().catch((err: Error) => errors.push(`etcd: ${err.message}`));
+  await store?.dispose().catch((err: Error) => errors.push(`${store.kind}: ${err.message}`));
   for (const netns of made.reverse()) {
     try {
       // Anything still in the namespace (a knit child, an ip or iptables of its) goes first.

@@ -5,8 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from '../spec/support/proc.js';
 import { inParallel, inTime, type BenchContext } from './bed.js';
 import { activate, createOverlay, dynamicAddress, releaseAddress, startEndpoint, stopEndpoint, type Endpoint, type OverlayNet } from './cluster-calls.js';
-import { UNDERLAY_NS, type ClusterBed, type ClusterHost } from './cluster-bed.js';
-import { delta, lessBackground, divide, scrape, sumDeltas, type Counters } from './etcd-metrics.js';
+import type { ClusterBed, ClusterHost } from './cluster-bed.js';
+import { delta, lessBackground, divide, sumDeltas, type Counters } from './etcd-metrics.js';
 import { KernelWatch } from './kernel-watch.js';
 import { sampleAll, type ProcSample } from './proc-stats.js';
 
@@ -45,7 +45,7 @@ export interface ClusterResult {
   changes: number;
   probeCpuMs: number;
   probeMs: number;
-  etcdEnd: Counters;
+  storeEnd: Counters;
   kernelCheck: string;
   watch: { lines: number; errors: string };
 }
@@ -128,20 +128,19 @@ interface ProbeOut {
 async function probeOnce(c: Ctx, h: ClusterHost, probe: number, out: ProbeOut): Promise<void> {
   const net = c.nets[h.index][probe % OVERLAY_SUBNETS.length];
   const hosts = othersOf(c, h);
-  const etcd = c.bed.etcd.endpoint;
-  const before = await scrape(UNDERLAY_NS, etcd);
+  const before = await c.bed.store.counters();
   const t0 = Date.now();
   let tCreate = 0;
   const ep: Endpoint = await startEndpoint(h.conn, net, { onCreate: () => (tCreate = Date.now()), address: staticAddress(h, probe, 100) });
   try {
     out.startCallMs.push(Date.now() - t0);
     const created = await c.watch.expect({ mac: ep.mac, ip: ep.ip, vtep: h.vtep, hosts, deleted: false }, CONVERGE_TIMEOUT_MS);
-    const mid = await scrape(UNDERLAY_NS, etcd);
+    const mid = await c.bed.store.counters();
     const t1 = Date.now();
     let tDelete = 0;
     await stopEndpoint(h.conn, ep, () => (tDelete = Date.now()));
     const removed = await c.watch.expect({ mac: ep.mac, ip: ep.ip, vtep: h.vtep, hosts, deleted: true }, CONVERGE_TIMEOUT_MS);
-    const after = await scrape(UNDERLAY_NS, etcd);
+    const after = await c.bed.store.counters();
     for (const [times, start, into] of [[created, tCreate, out.created], [removed, tDelete, out.removed]] as const) {
       const each = [...times.values()].map((t) => t - start);
       into.perHost.push(...each);
@@ -183,7 +182,7 @@ const DYNAMIC_PER_HOST = 2;
  * the requests IPAM refused.
  */
 async function dynamicPhase(c: Ctx): Promise<ClusterResult['dynamic']> {
-  const before = await scrape(UNDERLAY_NS, c.bed.etcd.endpoint);
+  const before = await c.bed.store.counters();
   const held: Array<{ h: ClusterHost; ip: string }> = [];
   const failures: string[] = [];
   await inParallel({ ...c.ctx, deadline: Infinity }, c.bed.hosts, FILL_PARALLEL, async (h) => {
@@ -193,14 +192,13 @@ async function dynamicPhase(c: Ctx): Promise<ClusterResult['dynamic']> {
       else held.push({ h, ip: r.ip });
     }
   });
-  const txn = delta(before, await scrape(UNDERLAY_NS, c.bed.etcd.endpoint)).txn;
+  const txn = delta(before, await c.bed.store.counters()).txn;
   for (const { h, ip } of held) await releaseAddress(h.conn, c.nets[h.index][0], ip);
   return { requests: c.bed.hosts.length * DYNAMIC_PER_HOST, txn, failures };
 }
 
 export async function measureCluster(ctx: BenchContext, bed: ClusterBed, probeCount: number, probeBudgetMs: number): Promise<ClusterResult> {
   const n = bed.hosts.length;
-  const etcd = bed.etcd.endpoint;
   const ids = await KernelWatch.nsids(bed.hosts.map((h) => h.netns));
   const watch = KernelWatch.start();
   try {
@@ -210,16 +208,16 @@ export async function measureCluster(ctx: BenchContext, bed: ClusterBed, probeCo
     const overlaysMs = Date.now() - t;
     const c: Ctx = { ctx, bed, watch, ids, nets };
     ctx.progress(`cluster ${n}: overlays made in ${Math.round(overlaysMs / 1000)} s; filling ${ENDPOINTS_PER_HOST} endpoints per host`);
-    const f0 = await scrape(UNDERLAY_NS, etcd);
+    const f0 = await c.bed.store.counters();
     const filled = await fill(c);
-    const fillStore = delta(f0, await scrape(UNDERLAY_NS, etcd));
+    const fillStore = delta(f0, await c.bed.store.counters());
     const kernelCheck = await checkKernel(c);
     ctx.progress(`cluster ${n}: fill converged in ${Math.round(filled.ms / 1000)} s; ${kernelCheck}`);
     await sleep(SETTLE_MS);
-    const [i0, c0] = [await scrape(UNDERLAY_NS, etcd), await sampleAll(bed)];
+    const [i0, c0] = [await c.bed.store.counters(), await sampleAll(bed)];
     t = Date.now();
     await sleep(IDLE_MS);
-    const [i1, c1] = [await scrape(UNDERLAY_NS, etcd), await sampleAll(bed)];
+    const [i1, c1] = [await c.bed.store.counters(), await sampleAll(bed)];
     const idle = { ms: Date.now() - t, store: delta(i0, i1), cpuMs: cpuOf(c1) - cpuOf(c0) };
     const rate = divide(idle.store, idle.ms);
     t = Date.now();
@@ -235,7 +233,7 @@ export async function measureCluster(ctx: BenchContext, bed: ClusterBed, probeCo
       created: p.created, removed: p.removed, startCallMs: p.startCallMs, probeFailures: p.failures, dynamic,
       perCreate: per(p.createDeltas, p.createMs), perRemove: per(p.removeDeltas, p.removeMs), changes,
       probeCpuMs: cpuOf(atEnd) - cpuOf(c1) - (idle.cpuMs / idle.ms) * probeMs, probeMs,
-      etcdEnd: await scrape(UNDERLAY_NS, etcd), kernelCheck,
+      storeEnd: await c.bed.store.counters(), kernelCheck,
       watch: { lines: watch.lines, errors: watch.errors.trim() },
     };
   } finally {

@@ -79,6 +79,28 @@ describe('Consul test server', () => {
     expect(raw.headers['content-type']).toBe('text/plain');
   });
 
+  test('its request counters (for the cluster benchmark) move by exactly the requests sent, by kind, with the bytes', async () => {
+    const before = await srv.counters();
+    const moved = async () => {
+      const now = await srv.counters();
+      return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - (before[k] ?? 0)]).filter(([, v]) => v !== 0));
+    };
+    await api('PUT', '/v1/kv/count/a', 'abc');
+    await api('GET', '/v1/kv/count/a');
+    const { index } = await api('GET', '/v1/kv/count/?recurse');
+    await api('GET', `/v1/kv/count/?recurse&index=${index}&wait=50ms`);
+    await api('PUT', '/v1/txn', [{ KV: { Verb: 'get', Key: 'count/a' } }]);
+    const { ID } = (await api('PUT', '/v1/session/create', { TTL: '10s' })).json<{ ID: string }>();
+    await api('PUT', `/v1/session/renew/${ID}`);
+    await api('PUT', `/v1/session/destroy/${ID}`);
+    const m = await moved();
+    expect(m).toMatchObject({ kvWrite: 1, kvGet: 2, kvBlocking: 1, txn: 1, sessionCreate: 1, sessionRenew: 1, sessionDestroy: 1 });
+    // The PUT's 3 bytes, the txn's and the session's JSON bodies in; something out.
+    expect(m.bytesIn).toBeGreaterThan(3);
+    expect(m.bytesOut).toBeGreaterThan(0);
+    expect(await srv.kvReads()).toBe((before.kvGet ?? 0) + (before.kvBlocking ?? 0) + 3);
+  });
+
   test('an identical write changes nothing, not even ModifyIndex', async () => {
     await api('PUT', '/v1/kv/same', 'v');
     const before = (await entry('same')).ModifyIndex;

@@ -33,8 +33,14 @@ export class ConsulCore {
   private server: Server | undefined;
   private paused = false;
   private held: (() => void)[] = [];
-  /** KV reads (GET /v1/kv/…): a watch that fails to block again shows up as a count rising while nothing is written. */
-  kvReads = 0;
+  /**
+   * Requests by kind, and bytes in and out (for the cluster benchmark). KV reads (`kvGet` + `kvBlocking`): a watch
+   * that fails to block again shows up as a count rising while nothing is written.
+   */
+  readonly counts: Record<string, number> = {};
+  private count(kind: string, n = 1): void {
+    this.counts[kind] = (this.counts[kind] ?? 0) + n;
+  }
   private readonly settings: ServerSettings;
   private readonly stateOptions: StateOptions;
 
@@ -136,8 +142,9 @@ export class ConsulCore {
       res.once('close', listener);
       return () => res.off('close', listener);
     };
-    if (req.method === 'GET' && path.startsWith('/v1/kv/')) this.kvReads++;
     const call: Call = { method: req.method ?? 'GET', path, query: new URLSearchParams(cut < 0 ? '' : raw.slice(cut + 1)), body, onClose };
+    this.count(requestKind(call.method, path, call.query));
+    this.count('bytesIn', body.length);
     let answer: Reply | Promise<Reply>;
     try {
       answer = this.checkToken(req, call) ?? this.route({ state: this.state, settings: this.settings }, call);
@@ -171,6 +178,17 @@ export class ConsulCore {
     if (res.destroyed || res.writableEnded) return;
     const policy = this.opts.token === undefined ? 'allow' : 'deny';
     res.writeHead(reply.status, { 'X-Consul-Default-ACL-Policy': policy, ...reply.headers });
+    this.count('bytesOut', reply.body === undefined ? 0 : Buffer.byteLength(reply.body));
     res.end(reply.body);
   }
+}
+
+/** A request's kind for the counters: KV reads with and without `index` (blocking), KV writes, txn, sessions. */
+function requestKind(method: string, path: string, query: URLSearchParams): string {
+  if (path.startsWith('/v1/kv/')) return method === 'GET' ? (query.has('index') ? 'kvBlocking' : 'kvGet') : 'kvWrite';
+  if (path === '/v1/txn') return 'txn';
+  if (path.startsWith('/v1/session/renew/')) return 'sessionRenew';
+  if (path.startsWith('/v1/session/create')) return 'sessionCreate';
+  if (path.startsWith('/v1/session/destroy/')) return 'sessionDestroy';
+  return 'other';
 }

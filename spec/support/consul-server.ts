@@ -95,9 +95,15 @@ export class ConsulTestServer {
     await this.command('expireSession', session);
   }
 
-  /** How many KV reads (GET /v1/kv/…) the server has received since it started. */
+  /** How many KV reads (GET /v1/kv/…, blocking or not) the server has received since it started. */
   async kvReads(): Promise<number> {
-    return (await this.command('kvReads')).count ?? 0;
+    const c = await this.counters();
+    return (c.kvGet ?? 0) + (c.kvBlocking ?? 0);
+  }
+
+  /** Requests by kind (kvGet, kvBlocking, kvWrite, txn, sessionCreate, sessionRenew, sessionDestroy, other), bytesIn, bytesOut. */
+  async counters(): Promise<Record<string, number>> {
+    return (await this.command('counters')).counts ?? {};
   }
 
   /** Stops the server and its worker and removes the transpiled sources; safe to call twice. */

@@ -4,7 +4,7 @@ import { ConsulCore, type ConsulServerOptions } from './consul-core.js';
 
 export interface Command {
   id: number;
-  op: 'stop' | 'start' | 'wipe' | 'pause' | 'resume' | 'expireSession' | 'kvReads';
+  op: 'stop' | 'start' | 'wipe' | 'pause' | 'resume' | 'expireSession' | 'counters';
   session?: string;
 }
 
@@ -12,8 +12,8 @@ export interface Command {
 export interface Answer {
   id: number;
   port?: number;
-  /** For kvReads: how many KV reads have arrived so far. */
-  count?: number;
+  /** For counters: requests by kind and bytes in and out so far. */
+  counts?: Record<string, number>;
   error?: string;
 }
 
@@ -23,8 +23,8 @@ const core = await ConsulCore.start(workerData as ConsulServerOptions);
 port.postMessage({ id: 0, port: core.port } satisfies Answer);
 
 port.on('message', (cmd: Command) => {
-  // A read of a counter, answered at once rather than queued behind a command.
-  if (cmd.op === 'kvReads') return port.postMessage({ id: cmd.id, port: core.port, count: core.kvReads } satisfies Answer);
+  // A read of the counters, answered at once rather than queued behind a command.
+  if (cmd.op === 'counters') return port.postMessage({ id: cmd.id, port: core.port, counts: { ...core.counts } } satisfies Answer);
   run(cmd).then(
     () => port.postMessage({ id: cmd.id, port: core.port } satisfies Answer),
     (err: unknown) => port.postMessage({ id: cmd.id, error: err instanceof Error ? err.message : String(err) } satisfies Answer),

@@ -1,0 +1,61 @@
+// The cluster benchmark's store (KNIT_BENCH_STORE): etcd 3.4 in the underlay's namespace, its counters from its own
+// /metrics; or the Consul test server of spec/support (a double of Consul's HTTP API, in this process, on a veth
+// from the root namespace to the underlay), its counters from its request log mapped onto etcd's names: KV reads
+// as Range, blocking KV reads as Watch, KV writes and transactions as Txn, session renewals as KeepAlive.
+import { startConsulServer } from '../spec/support/consul-server.js';
+import { startEtcd } from '../spec/support/etcd.js';
+import { run } from '../spec/support/proc.js';
+import { scrape, type Counters } from './etcd-metrics.js';
+
+export type StoreKind = 'etcd' | 'consul';
+
+export interface BenchStore {
+  kind: StoreKind;
+  /** KNIT_STORE for the hosts. */
+  url: string;
+  counters(): Promise<Counters>;
+  /** What the report says of the store at the end (etcd: database size, keys, RSS). */
+  endNote(c: Counters, kb: (bytes: number) => string, mib: (bytes: number) => string): string;
+  dispose(): Promise<void>;
+}
+
+export function storeKind(): StoreKind {
+  const raw = process.env.KNIT_BENCH_STORE || 'etcd';
+  if (raw !== 'etcd' && raw !== 'consul') throw new Error(`KNIT_BENCH_STORE "${raw}" must be etcd or consul`);
+  return raw;
+}
+
+/** `underlayNs` holds the underlay bridge `bridge`, with `etcdIp` on it; `rootIp` is free on that /24. */
+export async function startBenchStore(kind: StoreKind, a: { underlayNs: string; bridge: string; etcdIp: string; rootIp: string }): Promise<BenchStore> {
+  if (kind === 'etcd') {
+    const etcd = await startEtcd({ netns: a.underlayNs, host: a.etcdIp });
+    return {
+      kind, url: `etcd://${etcd.endpoint}`,
+      counters: () => scrape(a.underlayNs, etcd.endpoint),
+      endNote: (c, kb, mib) => `${kb(c.dbSize)} (${kb(c.dbInUse)}), ${c.keys}, ${mib(c.rss)}`,
+      dispose: () => etcd.dispose(),
+    };
+  }
+  // The root namespace joins the underlay: the test server runs in this process.
+  await run(['ip', 'link', 'add', 'knt-benchkr', 'type', 'veth', 'peer', 'name', 'u-benchkr', 'netns', a.underlayNs]);
+  await run(['ip', '-n', a.underlayNs, 'link', 'set', 'u-benchkr', 'master', a.bridge, 'up']);
+  await run(['ip', 'addr', 'add', `${a.rootIp}/24`, 'dev', 'knt-benchkr']);
+  await run(['ip', 'link', 'set', 'knt-benchkr', 'up']);
+  const consul = await startConsulServer({ host: a.rootIp });
+  return {
+    kind, url: `consul://${consul.address}`,
+    counters: async () => {
+      const c = await consul.counters();
+      const n = (k: string) => c[k] ?? 0;
+      return {
+        range: n('kvGet'), watchRequests: n('kvBlocking'), txn: n('txn') + n('kvWrite'), keepAlive: n('sessionRenew'),
+        leaseGrant: n('sessionCreate'), leaseRevoke: n('sessionDestroy'), bytesIn: n('bytesIn'), bytesOut: n('bytesOut'),
+      };
+    },
+    endNote: () => 'n/a (the Consul test server keeps no database file)',
+    dispose: async () => {
+      await consul.close();
+      await run(['ip', 'link', 'del', 'knt-benchkr'], { reject: false });
+    },
+  };
+}
