@@ -91,7 +91,6 @@ export class Kernel {
     return parseRouteDsts(r.stdout);
   }
 
-  /** Forgets the connection-tracking flows to these host ports (UDP and SCTP), best effort. */
   /** Forgets tracked flows to these published ports, and every flow from or to these addresses. */
   async flushConntrack(flows: Flow[], addresses: string[] = []): Promise<void> {
     await Promise.all([this.conntrack.flush(flows), this.conntrack.forgetAddresses(addresses)]);

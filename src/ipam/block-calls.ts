@@ -6,6 +6,7 @@ import { conflict, notFound, unavailable } from '../errors.js';
 import { decode, encode } from '../store/records.js';
 import type { Check, Entry } from '../store/types.js';
 import { BlockBook } from './block-book.js';
+import { heldIps } from './host-addresses.js';
 import { blockOf, blockText, freeBlock, geometry, type Geometry } from './blocks.js';
 import type { Ledger } from './ledger.js';
 import { type BlockRecord, keys, type LedgerRecord, type PoolRecord } from './records.js';
@@ -108,8 +109,7 @@ export async function handOut(l: Ledger, book: BlockBook): Promise<bigint> {
  * block they count as taken, like addresses with a record, and stop counting when the block goes.
  */
 function skipHostAddresses(l: Ledger, book: BlockBook): void {
-  for (const text of l.deps.hostAddresses?.() ?? []) {
-    const { family, value } = parseIp(text);
+  for (const { family, value } of heldIps(l.deps.hostAddresses?.())) {
     if (family === book.g.subnet.family && book.holds(value) && !book.isTaken(value)) book.take(value, 'record');
   }
 }

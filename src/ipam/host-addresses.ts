@@ -97,10 +97,20 @@ export class HostAddresses {
   }
 }
 
+/** Parsed once per set: HostAddresses makes a new set at each change, and allocation reads it on every request. */
+const parsed = new WeakMap<ReadonlySet<string>, Array<{ family: 4 | 6; value: bigint }>>();
+
+/** The held addresses as numbers (for the allocators). */
+export function heldIps(held: ReadonlySet<string> | undefined): ReadonlyArray<{ family: 4 | 6; value: bigint }> {
+  if (!held) return [];
+  let ips = parsed.get(held);
+  if (!ips) parsed.set(held, (ips = [...held].map((text) => parseIp(text))));
+  return ips;
+}
+
 /** Marks the held addresses that fall in the book's subnet as taken (they have no record, so a fresh read lacks them). */
 export function markHeld(book: AddressBook, held: ReadonlySet<string> | undefined): void {
-  for (const text of held ?? []) {
-    const { family, value } = parseIp(text);
+  for (const { family, value } of heldIps(held)) {
     if (family === book.subnet.family && book.inSubnet(value)) book.take(value);
   }
 }
