@@ -34,6 +34,28 @@ export async function openBed(): Promise<Bed> {
   };
 }
 
+/**
+ * A cluster store and any number of hosts' own stores, fresh for each test of the calling describe block (or
+ * file): `cluster()` is the shared one, `local()` opens one more host store.
+ */
+export function clusterBeds(): { cluster: () => Store; local: () => Promise<Store> } {
+  let cluster: Bed | undefined;
+  const locals: Bed[] = [];
+  beforeEach(async () => void (cluster = await openBed()));
+  afterEach(async () => {
+    await cluster?.close();
+    for (const b of locals.splice(0)) await b.close();
+  });
+  return {
+    cluster: () => cluster!.store,
+    local: async () => {
+      const b = await openBed();
+      locals.push(b);
+      return b.store;
+    },
+  };
+}
+
 /** A logger that keeps its lines, so a test can tell what a host said it did. */
 export function recordingLog(): { log: Logger; lines: LogLine[] } {
   const lines: LogLine[] = [];

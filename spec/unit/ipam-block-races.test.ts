@@ -4,29 +4,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CHECK_MS } from '../../src/ipam/block-calls.js';
 import { keys, type AddressRecord, type BlockRecord } from '../../src/ipam/records.js';
 import type { Store } from '../../src/store/types.js';
-import { type Bed, interfering, ipamOn, openBed, records, writesKey } from './ipam-bed.js';
+import { clusterBeds, interfering, ipamOn, records, writesKey } from './ipam-bed.js';
 
-let cluster: Bed;
-const locals: Bed[] = [];
-const local = async (): Promise<Store> => {
-  const b = await openBed();
-  locals.push(b);
-  return b.store;
-};
-beforeEach(async () => (cluster = await openBed()));
-afterEach(async () => {
-  await cluster.close();
-  for (const b of locals.splice(0)) await b.close();
-});
+const beds = clusterBeds();
+const local = beds.local;
 
 const SUBNET = '10.70.0.0/24';
 const SK = '10.70.0.0_24';
 const TOP = keys.block(SK, '10.70.0.240');
-const blocks = async () => [...(await records<BlockRecord>(cluster.store, keys.blocks(SK))).values()].map((b) => `${b.host} ${b.block}`).sort();
+const blocks = async () => [...(await records<BlockRecord>(beds.cluster(), keys.blocks(SK))).values()].map((b) => `${b.host} ${b.block}`).sort();
 const bare = (cidr: string) => cidr.split('/')[0];
 
 /** Hosts on the pool, each with its own store; `store` lets a test put a host on an interfering store. */
-async function hosts(names: string[], store: (name: string) => Store = () => cluster.store) {
+async function hosts(names: string[], store: (name: string) => Store = () => beds.cluster()) {
   const out = [];
   for (const name of names) out.push(ipamOn(store(name), name, { local: await local() }));
   const { poolId } = await out[0].ipam.requestPool({ pool: SUBNET, v6: false });
@@ -37,8 +27,8 @@ async function hosts(names: string[], store: (name: string) => Store = () => clu
 test('two hosts claiming the same block: the one that loses claims the next, and no address is handed out twice', async () => {
   let b!: ReturnType<typeof ipamOn>;
   let poolId = '';
-  const race = interfering(cluster.store, writesKey(TOP), () => b.ipam.requestAddress({ poolId, gateway: false }));
-  const set = await hosts(['a', 'b'], (n) => (n === 'a' ? race.store : cluster.store));
+  const race = interfering(beds.cluster(), writesKey(TOP), () => b.ipam.requestAddress({ poolId, gateway: false }));
+  const set = await hosts(['a', 'b'], (n) => (n === 'a' ? race.store : beds.cluster()));
   poolId = set.poolId;
   const [a] = set.hosts;
   b = set.hosts[1];
@@ -56,8 +46,8 @@ test('two hosts claiming the same block: the one that loses claims the next, and
 test('a static address whose claim loses to a block claim around it is refused, and the block holder may hand it out', async () => {
   let a!: ReturnType<typeof ipamOn>;
   let poolId = '';
-  const race = interfering(cluster.store, writesKey(keys.addr(SK, '10.70.0.245')), () => a.ipam.requestAddress({ poolId, gateway: false }));
-  const set = await hosts(['a', 'b'], (n) => (n === 'b' ? race.store : cluster.store));
+  const race = interfering(beds.cluster(), writesKey(keys.addr(SK, '10.70.0.245')), () => a.ipam.requestAddress({ poolId, gateway: false }));
+  const set = await hosts(['a', 'b'], (n) => (n === 'b' ? race.store : beds.cluster()));
   [a] = set.hosts;
   poolId = set.poolId;
   await expect(set.hosts[1].ipam.requestAddress({ poolId, gateway: false, address: '10.70.0.245' })).rejects.toMatchObject({
@@ -65,7 +55,7 @@ test('a static address whose claim loses to a block claim around it is refused, 
     message: expect.stringMatching(/^address 10\.70\.0\.245 is possibly already in use: it lies in block 10\.70\.0\.240\/28, which host a holds .*--ip-range/),
   });
   expect(race.counts).toEqual({ fired: 1, lost: 1 });
-  expect((await records(cluster.store, keys.addrs(SK))).size).toBe(0);
+  expect((await records(beds.cluster(), keys.addrs(SK))).size).toBe(0);
   const got = [];
   for (let i = 0; i < 14; i++) got.push(bare(await a.ipam.requestAddress({ poolId, gateway: false })));
   expect(got).toContain('10.70.0.245');
@@ -74,8 +64,8 @@ test('a static address whose claim loses to a block claim around it is refused, 
 test('a static address claimed between a block claim\'s read and its write is never handed out from that block', async () => {
   let b!: ReturnType<typeof ipamOn>;
   let poolId = '';
-  const race = interfering(cluster.store, writesKey(TOP), () => b.ipam.requestAddress({ poolId, gateway: false, address: '10.70.0.245' }));
-  const set = await hosts(['a', 'b'], (n) => (n === 'a' ? race.store : cluster.store));
+  const race = interfering(beds.cluster(), writesKey(TOP), () => b.ipam.requestAddress({ poolId, gateway: false, address: '10.70.0.245' }));
+  const set = await hosts(['a', 'b'], (n) => (n === 'a' ? race.store : beds.cluster()));
   poolId = set.poolId;
   b = set.hosts[1];
   const got = [];
@@ -85,7 +75,7 @@ test('a static address claimed between a block claim\'s read and its write is ne
   expect(got).not.toContain('10.70.0.245');
   expect(new Set(got).size).toBe(15);
   expect(got[14]).toBe('10.70.0.224');
-  expect((await records<AddressRecord>(cluster.store, keys.addr(SK, '10.70.0.245'))).get(keys.addr(SK, '10.70.0.245'))).toMatchObject({ host: 'b', kind: 'static' });
+  expect((await records<AddressRecord>(beds.cluster(), keys.addr(SK, '10.70.0.245'))).get(keys.addr(SK, '10.70.0.245'))).toMatchObject({ host: 'b', kind: 'static' });
 });
 
 test('a static address in the host\'s own block is checked against its ledger, and written to the store', async () => {
@@ -98,7 +88,7 @@ test('a static address in the host\'s own block is checked against its ledger, a
   expect(got).not.toContain('10.70.0.250');
   expect(got).not.toContain(first);
   await a.ipam.releaseAddress(poolId, '10.70.0.250');
-  expect((await records(cluster.store, keys.addrs(SK))).size).toBe(0);
+  expect((await records(beds.cluster(), keys.addrs(SK))).size).toBe(0);
 });
 
 describe('a lost host\'s blocks', () => {
@@ -125,7 +115,7 @@ describe('a lost host\'s blocks', () => {
     expect(x.lines).toContainEqual(expect.objectContaining({ level: 'warn', message: expect.stringMatching(/^a block of this host is gone/) }));
     // Its other running endpoint's address was taken meanwhile: reported, not claimed twice.
     expect(await x.ipam.ensureOwned(SUBNET, xs[0])).toBe('taken');
-    const holders = [...(await records<AddressRecord>(cluster.store, keys.addrs(SK))).entries()].map(([k, r]) => `${k.split('/').pop()} ${r.host}`);
+    const holders = [...(await records<AddressRecord>(beds.cluster(), keys.addrs(SK))).entries()].map(([k, r]) => `${k.split('/').pop()} ${r.host}`);
     expect(holders.sort()).toEqual([`${xs[0]} a`, `${xs[1]} x`]);
     // x claims a block again: it is the free top one, where neither its old addresses nor a's record are handed out.
     const next = [];

@@ -4,8 +4,7 @@ import { parseCidr, parseIp } from '../../src/addr/cidr.js';
 import { BlockBook } from '../../src/ipam/block-book.js';
 import { blockOf, freeBlock, geometry } from '../../src/ipam/blocks.js';
 import { keys, type AddressRecord, type BlockRecord } from '../../src/ipam/records.js';
-import type { Store } from '../../src/store/types.js';
-import { type Bed, counting, ipamOn, openBed, records } from './ipam-bed.js';
+import { clusterBeds, counting, ipamOn, records } from './ipam-bed.js';
 
 const ip = (text: string) => parseIp(text).value;
 const g24 = geometry(parseCidr('10.60.0.0/24'))!;
@@ -52,22 +51,12 @@ describe('block geometry (pure)', () => {
 });
 
 describe('hand-out through a cluster store', () => {
-  let cluster: Bed;
-  const locals: Bed[] = [];
-  const local = async (): Promise<Store> => {
-    const b = await openBed();
-    locals.push(b);
-    return b.store;
-  };
-  beforeEach(async () => (cluster = await openBed()));
-  afterEach(async () => {
-    await cluster.close();
-    for (const b of locals.splice(0)) await b.close();
-  });
-  const blocks = async () => [...(await records<BlockRecord>(cluster.store, 'ipam/blocks/')).values()].map((b) => `${b.host} ${b.block}`).sort();
+  const beds = clusterBeds();
+  const local = beds.local;
+  const blocks = async () => [...(await records<BlockRecord>(beds.cluster(), 'ipam/blocks/')).values()].map((b) => `${b.host} ${b.block}`).sort();
 
   test('one compare-and-set claims a block; its addresses are handed out with no further write to the cluster store', async () => {
-    const counted = counting(cluster.store, 'ipam/');
+    const counted = counting(beds.cluster(), 'ipam/');
     const mine = await local();
     const { ipam } = ipamOn(counted.store, 'a', { local: mine });
     const { poolId } = await ipam.requestPool({ pool: '10.60.0.0/24', v6: false });
@@ -80,13 +69,13 @@ describe('hand-out through a cluster store', () => {
     // The top block has 15 usable addresses (.255 is the broadcast): one claim for all of them.
     expect(counted.counts.commits - before).toBe(1);
     expect(await blocks()).toEqual(['a 10.60.0.240/28']);
-    expect((await records<AddressRecord>(cluster.store, keys.addrs('10.60.0.0_24'))).size).toBe(1);
+    expect((await records<AddressRecord>(beds.cluster(), keys.addrs('10.60.0.0_24'))).size).toBe(1);
     expect((await records(mine, keys.ledger('10.60.0.0_24'))).size).toBe(15);
   });
 
   test('knit hosts\' own addresses inside a block are never handed out (macvlan shares the LAN with the hosts)', async () => {
     const hosts = new Set(['10.62.0.241', '10.62.0.243', '10.9.9.9']);
-    const { ipam } = ipamOn(cluster.store, 'a', { local: await local(), hostAddresses: () => hosts });
+    const { ipam } = ipamOn(beds.cluster(), 'a', { local: await local(), hostAddresses: () => hosts });
     const { poolId } = await ipam.requestPool({ pool: '10.62.0.0/24', v6: false });
     const got = [];
     for (let i = 0; i < 13; i++) got.push(await ipam.requestAddress({ poolId, gateway: false }));
@@ -98,10 +87,10 @@ describe('hand-out through a cluster store', () => {
 
   test('a restart reads the ledger: what was handed out before is not handed out again', async () => {
     const mine = await local();
-    const first = ipamOn(cluster.store, 'a', { local: mine }).ipam;
+    const first = ipamOn(beds.cluster(), 'a', { local: mine }).ipam;
     const { poolId } = await first.requestPool({ pool: '10.61.0.0/24', v6: false });
     const before = [await first.requestAddress({ poolId, gateway: false }), await first.requestAddress({ poolId, gateway: false })];
-    const again = ipamOn(cluster.store, 'a', { local: mine }).ipam;
+    const again = ipamOn(beds.cluster(), 'a', { local: mine }).ipam;
     const after = [];
     for (let i = 0; i < 13; i++) after.push(await again.requestAddress({ poolId, gateway: false }));
     expect(after.filter((x) => before.includes(x))).toEqual([]);
@@ -111,7 +100,7 @@ describe('hand-out through a cluster store', () => {
   });
 
   test('a request/release loop claims one block and keeps it; emptied blocks beyond one spare go back', async () => {
-    const counted = counting(cluster.store, 'ipam/blocks/');
+    const counted = counting(beds.cluster(), 'ipam/blocks/');
     const { ipam } = ipamOn(counted.store, 'a', { local: await local() });
     const { poolId } = await ipam.requestPool({ pool: '10.62.0.0/24', v6: false });
     for (let i = 0; i < 40; i++) await ipam.releaseAddress(poolId, (await ipam.requestAddress({ poolId, gateway: false })).split('/')[0]);
@@ -126,7 +115,7 @@ describe('hand-out through a cluster store', () => {
 
   test('the sweep sees ledger addresses as this host\'s dynamic ones, and a leaked one goes back through the ledger', async () => {
     const mine = await local();
-    const { ipam } = ipamOn(cluster.store, 'a', { local: mine });
+    const { ipam } = ipamOn(beds.cluster(), 'a', { local: mine });
     const { poolId } = await ipam.requestPool({ pool: '10.65.0.0/24', v6: false });
     const ip = (await ipam.requestAddress({ poolId, gateway: false })).split('/')[0];
     const owned = await ipam.ownAddresses();
@@ -141,7 +130,7 @@ describe('hand-out through a cluster store', () => {
   });
 
   test('IPv6 pools hand out from /122 blocks, from the top of the subnet', async () => {
-    const { ipam } = ipamOn(cluster.store, 'a', { local: await local() });
+    const { ipam } = ipamOn(beds.cluster(), 'a', { local: await local() });
     const { poolId } = await ipam.requestPool({ pool: 'fd00:66::/64', v6: true });
     expect(await ipam.requestAddress({ poolId, gateway: true })).toBe('fd00:66::1/64');
     expect(await ipam.requestAddress({ poolId, gateway: false })).toBe('fd00:66::ffff:ffff:ffff:ffc0/64');
@@ -152,7 +141,7 @@ describe('hand-out through a cluster store', () => {
 
   test('a PoolID with another ip-range than the blocks tile is refused and changes nothing', async () => {
     const mine = await local();
-    const { ipam } = ipamOn(cluster.store, 'a', { local: mine });
+    const { ipam } = ipamOn(beds.cluster(), 'a', { local: mine });
     const { poolId } = await ipam.requestPool({ pool: '10.66.0.0/24', v6: false });
     const ip = (await ipam.requestAddress({ poolId, gateway: false })).split('/')[0];
     await expect(ipam.releaseAddress('knit:10.66.0.0/24~10.66.0.0/25', ip)).rejects.toMatchObject({
@@ -164,17 +153,17 @@ describe('hand-out through a cluster store', () => {
   });
 
   test('a pool too small for blocks keeps one record per address', async () => {
-    const { ipam } = ipamOn(cluster.store, 'a', { local: await local() });
+    const { ipam } = ipamOn(beds.cluster(), 'a', { local: await local() });
     const { poolId } = await ipam.requestPool({ pool: '10.63.0.0/26', v6: false });
     expect(await ipam.requestAddress({ poolId, gateway: false })).toBe('10.63.0.1/26');
     expect(await blocks()).toEqual([]);
-    expect([...(await records<AddressRecord>(cluster.store, keys.addrs('10.63.0.0_26'))).values()]).toEqual([expect.objectContaining({ host: 'a', kind: 'dynamic' })]);
+    expect([...(await records<AddressRecord>(beds.cluster(), keys.addrs('10.63.0.0_26'))).values()]).toEqual([expect.objectContaining({ host: 'a', kind: 'dynamic' })]);
   });
 
   test('releasing the pool takes the host\'s blocks and ledger with it', async () => {
     const mine = await local();
-    const a = ipamOn(cluster.store, 'a', { local: mine }).ipam;
-    const b = ipamOn(cluster.store, 'b', { local: await local() }).ipam;
+    const a = ipamOn(beds.cluster(), 'a', { local: mine }).ipam;
+    const b = ipamOn(beds.cluster(), 'b', { local: await local() }).ipam;
     const { poolId } = await a.requestPool({ pool: '10.64.0.0/24', v6: false });
     await b.requestPool({ pool: '10.64.0.0/24', v6: false });
     await a.requestAddress({ poolId, gateway: false });

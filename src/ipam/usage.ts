@@ -3,7 +3,7 @@
 // from the stores on demand (metrics), never cached: the stores are the truth.
 import { decode } from '../store/records.js';
 import type { Entry, Store } from '../store/types.js';
-import { type AddressRecord, type BlockRecord, keys, type PoolRecord } from './records.js';
+import { keys, type PoolRecord } from './records.js';
 
 export interface PoolUsage {
   subnet: string;
@@ -43,28 +43,28 @@ export function summarizeUsage(a: { hostId: string; pools: Entry[]; addrs: Entry
       subnet: record.subnet, held: record.hosts.includes(a.hostId), inUse: 0, mine: 0, quarantined: 0, blocks: 0, blocksMine: 0, blocksQuarantined: 0,
     });
   }
-  for (const e of a.addrs) {
-    const pool = bySubnetKey.get(subnetKeyOf(e.key));
-    if (!pool) continue;
-    const host = decode<AddressRecord>(e).host;
+  /** Each record counted into its pool's figures, with the host it names (records of unknown pools left out). */
+  const count = (entries: Entry[] | undefined, bump: (pool: PoolUsage, host: string) => void, hostOf = (e: Entry) => decode<{ host: string }>(e).host) => {
+    for (const e of entries ?? []) {
+      const pool = bySubnetKey.get(subnetKeyOf(e.key));
+      if (pool) bump(pool, hostOf(e));
+    }
+  };
+  count(a.addrs, (pool, host) => {
     pool.inUse++;
     if (host === a.hostId) pool.mine++;
     if (lost.has(host)) pool.quarantined++;
-  }
-  for (const e of a.blocks ?? []) {
-    const pool = bySubnetKey.get(subnetKeyOf(e.key));
-    if (!pool) continue;
-    const host = decode<BlockRecord>(e).host;
+  });
+  count(a.blocks, (pool, host) => {
     pool.blocks++;
     if (host === a.hostId) pool.blocksMine++;
     if (lost.has(host)) pool.blocksQuarantined++;
-  }
-  for (const e of a.ledger ?? []) {
-    const pool = bySubnetKey.get(subnetKeyOf(e.key));
-    if (!pool) continue;
+  });
+  // This host's ledger: addresses it handed out from its blocks.
+  count(a.ledger, (pool) => {
     pool.inUse++;
     pool.mine++;
-  }
+  }, () => a.hostId);
   return { pools: [...bySubnetKey.values()], quarantinedHosts: lost.size };
 }
 
