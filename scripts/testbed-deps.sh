@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(gcc libc6-dev openssl docker.io iptables iproute2 iputils-ping busybox-static etcd-server etcd-client debootstrap
-  iperf3 conntrack procps psmisc dnsmasq-base wireguard-go wireguard-tools tcpdump)
+  iperf3 conntrack procps psmisc dnsmasq-base wireguard-go wireguard-tools tcpdump curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -3,6 +3,8 @@ import { KnitError } from '../../src/errors.js';
 import { run, spawnCounts } from '../../src/datapath/exec.js';
 import { Kernel } from '../../src/datapath/kernel.js';
 import type { LinkState, Op } from '../../src/datapath/ops.js';
+import { readFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { assertThrowawayNetns } from './guard.js';
 
 assertThrowawayNetns();
@@ -223,5 +225,25 @@ describe('refusals and processes', () => {
     expect(await kernel.sysctl('net.ipv4.ip_forward')).toBe('1');
     await expect(kernel.sysctl('net/../../etc/passwd')).rejects.toThrow(/sysctl name/);
     await expect(kernel.setSysctl('net.ipv4.ip_forward', '1; reboot')).rejects.toThrow(/malformed/);
+  });
+});
+
+describe('connection tracking', () => {
+  const table = async (): Promise<string> => readFile('/proc/net/nf_conntrack', 'utf8');
+
+  test('the flows of a removed address are forgotten; an address without flows starts no process', async () => {
+    // A conntrack match makes the kernel track this namespace's flows; one ping to loopback leaves a flow.
+    await kernel.iptablesRestore(4, '*filter\n:KNIT-TEST - [0:0]\n-A KNIT-TEST -m conntrack --ctstate NEW -j RETURN\nCOMMIT\n');
+    const ping = await execa('ping', ['-c', '1', '-W', '2', '127.0.0.1'], { reject: false });
+    expect(ping.exitCode).toBe(0);
+    expect(await table()).toMatch(/src=127\.0\.0\.1 dst=127\.0\.0\.1 /);
+
+    const before = spawnCounts().conntrack;
+    await kernel.flushConntrack([], ['10.77.9.9']);
+    expect(spawnCounts().conntrack).toBe(before);
+
+    await kernel.flushConntrack([], ['127.0.0.1']);
+    expect(spawnCounts().conntrack).toBe(before + 2);
+    expect(await table()).not.toMatch(/src=127\.0\.0\.1 /);
   });
 });

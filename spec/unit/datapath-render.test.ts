@@ -2,7 +2,7 @@
 import { KnitError } from '../../src/errors.js';
 import type { Op } from '../../src/datapath/ops.js';
 import { describeOp, renderBatches, renderOp, undoOp } from '../../src/datapath/render.js';
-import { parseBatchErrors, parseLinks, parseRouteDsts } from '../../src/datapath/parse.js';
+import { parseBatchErrors, parseLinks, parseRouteDsts, trackedAddresses } from '../../src/datapath/parse.js';
 
 const ALIAS = 'knit:net:4fb789de0a1b';
 const bridge: Op = { op: 'bridge-add', name: 'kn-4fb789de0a1b', mtu: 1500, alias: ALIAS };
@@ -128,5 +128,27 @@ describe('parseLinks and parseRouteDsts', () => {
   });
   test('reads route destinations', () => {
     expect(parseRouteDsts('[{"dst":"10.1.1.0/24"},{"dst":"default"},{"dst":"192.0.2.7"},{"dst":"fd00::5"}]')).toEqual(['10.1.1.0/24', '192.0.2.7/32', 'fd00::5/128']);
+  });
+});
+
+describe('trackedAddresses', () => {
+  // As the kernel prints them (one ICMP flow each way, IPv6 in full).
+  const table = [
+    'ipv4     2 icmp     1 29 src=10.0.0.2 dst=10.0.0.3 type=8 code=0 id=7 src=10.0.0.3 dst=10.0.0.2 type=0 code=0 id=7 mark=0 zone=0 use=2',
+    'ipv6     10 icmpv6   58 30 src=fd00:0000:0000:0000:0000:0000:0000:0002 dst=fd00:0000:0000:0000:0000:0000:0000:0003 type=128 code=0 id=8 src=fd00:0000:0000:0000:0000:0000:0000:0003 dst=fd00:0000:0000:0000:0000:0000:0000:0002 type=129 code=0 id=8 mark=0 zone=0 use=2',
+    '',
+  ].join('\n');
+
+  test('finds sources and destinations, IPv4 and IPv6 in its compressed form', () => {
+    expect(trackedAddresses(table, ['10.0.0.2', '10.0.0.3', 'fd00::2', 'fd00::3'])).toEqual(['10.0.0.2', '10.0.0.3', 'fd00::2', 'fd00::3']);
+  });
+
+  test('an address that only prefixes a tracked one, or is absent, is not there', () => {
+    expect(trackedAddresses(table, ['10.0.0.20', '10.0.0.4', 'fd00::20', 'fd00::'])).toEqual([]);
+    expect(trackedAddresses('', ['10.0.0.2'])).toEqual([]);
+  });
+
+  test('what is not an address is returned, for conntrack itself to judge', () => {
+    expect(trackedAddresses(table, ['not-an-ip'])).toEqual(['not-an-ip']);
   });
 });

@@ -1,9 +1,16 @@
 // Forgets connection-tracking flows: to published datagram ports, so a mapping change reaches flows that keep
 // sending; and of a removed endpoint's addresses, so their next holder inherits none of its flows.
+import { readFile } from 'node:fs/promises';
 import { type Family, formatIp, parseIp } from '../addr/cidr.js';
 import { describe } from '../errors.js';
 import type { Log } from './batch.js';
 import { run } from './exec.js';
+import { trackedAddresses } from './parse.js';
+
+/** Where the kernel lists this network namespace's tracked flows, and how many there are. */
+const TABLE = { list: '/proc/net/nf_conntrack', count: '/proc/sys/net/netfilter/nf_conntrack_count' };
+/** Above this many flows, reading the table costs more than asking conntrack to delete blindly. */
+const READ_LIMIT = 20_000;
 
 export interface Flow {
   proto: string;
@@ -36,17 +43,30 @@ export class Conntrack {
   /**
    * Forgets every flow from or to these addresses (a removed endpoint's). A tracked flow outlives its container:
    * the next holder of the address would find its packets accepted as replies (as Docker, which clears an
-   * endpoint's flows when it goes). Both directions run at once; best effort, like flush.
+   * endpoint's flows when it goes). Both directions run at once; best effort, like flush. The table is read
+   * first (in-process, no process started): most endpoints leave no flow behind, and then nothing runs.
    */
   async forgetAddresses(addresses: string[]): Promise<void> {
-    if (this.missing) return;
+    if (this.missing || !addresses.length) return;
     const jobs: Array<Promise<void>> = [];
-    for (const text of new Set(addresses)) {
+    for (const text of await this.tracked([...new Set(addresses)])) {
       const { family, value } = parseIp(text);
       const ip = formatIp(family, value);
       for (const side of ['-s', '-d']) jobs.push(this.flushOne(['-f', family === 4 ? 'ipv4' : 'ipv6', side, ip], `${side} ${ip}`));
     }
     await Promise.all(jobs);
+  }
+
+  /** The addresses with a tracked flow; all of them when the table cannot be read or is too long to read. */
+  private async tracked(addresses: string[]): Promise<string[]> {
+    try {
+      const count = Number((await readFile(TABLE.count, 'utf8')).trim());
+      if (count === 0) return [];
+      if (!(count <= READ_LIMIT)) return addresses;
+      return trackedAddresses(await readFile(TABLE.list, 'utf8'), addresses);
+    } catch {
+      return addresses;
+    }
   }
 
   private async flushOne(f: Flow | string[], key: string): Promise<void> {

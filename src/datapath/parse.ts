@@ -1,4 +1,6 @@
-// Pure: reading what `ip` and `bridge` print, their batch failures and their JSON link and route lists.
+// Pure: reading what `ip` and `bridge` print, their batch failures and their JSON link and route lists, and the
+// kernel's connection-tracking table.
+import ipaddr from 'ipaddr.js';
 import type { LinkState } from './ops.js';
 
 /** One failed batch line; `line` is 1-based, and absent when the tool stopped without saying which line failed. */
@@ -102,4 +104,18 @@ export function parseVxlanEntries(fdbJson: string, neighJson: string): VxlanEntr
     if (n.dst && n.lladdr && n.state?.includes('PERMANENT')) neigh.set(n.dst, n.lladdr.toLowerCase());
   }
   return { fdb, neigh };
+}
+
+/**
+ * Which of these addresses appear as a source or destination in /proc/net/nf_conntrack. The kernel prints IPv4
+ * dotted and IPv6 in full (eight groups of four hex digits), each token ending in a space; each address is looked
+ * for in that form. An address that is not an IP address is returned (the caller then asks conntrack itself).
+ */
+export function trackedAddresses(table: string, addresses: string[]): string[] {
+  return addresses.filter((text) => {
+    if (!ipaddr.isValid(text)) return true;
+    const addr = ipaddr.parse(text);
+    const form = addr.kind() === 'ipv6' ? (addr as ipaddr.IPv6).parts.map((p) => p.toString(16).padStart(4, '0')).join(':') : addr.toString();
+    return table.includes(`src=${form} `) || table.includes(`dst=${form} `);
+  });
 }
