@@ -38,7 +38,7 @@ deps:
 
 run: build
 	@command -v ip >/dev/null && command -v iptables-restore >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables)
-	$(KNIT_ENV) node dist/main.js
+	$(KNIT_ENV) node --max-semi-space-size=2 dist/main.js
 
 typecheck: node-deps
 	npx tsc -p tsconfig.spec.json --noEmit

@@ -5,7 +5,7 @@
 // (knt-bench*) are removed by the runner's next start.
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { noUpstreamsFile } from '../spec/support/knit.js';
+import { NODE_DAEMON, noUpstreamsFile } from '../spec/support/knit.js';
 import { testbedDir } from '../spec/support/layout.js';
 import { GiveUp, run, spawnLogged, waitFor, type Spawned } from '../spec/support/proc.js';
 import { deleteNetns, killUntilGone, pidsInNamespaces, nsIdentity } from '../spec/support/reap.js';
@@ -69,7 +69,7 @@ async function startKnit(netns: string, dir: string, store: string): Promise<{ k
   await mkdir(dir, { recursive: true });
   const socket = join(dir, 'knit.sock');
   // As users run it (info logs, resolver on); names have no engine here, so KNIT_DOCKER_HOST points at a socket nobody serves.
-  const knit = spawnLogged([...inNetns(`/run/netns/${netns}`), 'node', builtModule('main.js')], {
+  const knit = spawnLogged([...inNetns(`/run/netns/${netns}`), ...NODE_DAEMON, builtModule('main.js')], {
     logFile: join(dir, 'knit.log'),
     env: {
       KNIT_SOCKET: socket,

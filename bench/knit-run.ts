@@ -3,7 +3,7 @@
 import { cp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { post } from '../spec/support/client.js';
-import { noUpstreamsFile } from '../spec/support/knit.js';
+import { NODE_DAEMON, noUpstreamsFile } from '../spec/support/knit.js';
 import { repoRoot, testbedDir } from '../spec/support/layout.js';
 import { GiveUp, waitFor, type Spawned } from '../spec/support/proc.js';
 import type { Host } from '../spec/support/testbed.js';
@@ -35,10 +35,10 @@ export class BenchKnit {
   async start(): Promise<void> {
     const stateDir = join(this.host.dir, this.name);
     await rm(stateDir, { recursive: true, force: true });
-    const proc = this.host.spawnInHost(['node', builtModule('main.js')], {
+    const proc = this.host.spawnInHost([...NODE_DAEMON, builtModule('main.js')], {
       KNIT_SOCKET: this.socket,
       KNIT_STATE_DIR: stateDir,
-      KNIT_LOG_LEVEL: 'info',
+      KNIT_LOG_LEVEL: process.env.BENCH_KNIT_LOG_LEVEL ?? 'info',
       KNIT_RESOLV_CONF: await noUpstreamsFile(this.host.dir),
       ...this.env,
     });

@@ -52,4 +52,5 @@ if [ "$backend" = legacy ] && [ -c /run/xtables.lock ]; then
 fi
 
 export PATH="/usr/local/lib/knit/iptables-$backend:$PATH"
-exec /usr/bin/node /app/dist/main.js "$@"
+# A young generation of 2 MiB per semi-space (V8's default is 16): about 20 MiB less RSS (README, "Kernel and host requirements").
+exec /usr/bin/node --max-semi-space-size=2 /app/dist/main.js "$@"

@@ -37,7 +37,7 @@ install_files() {
   mv "$stage" "$lib"
   rm -rf "$lib.old"
   # The node that installed the modules runs them: an absolute path, so a unit's or sudo's PATH does not matter.
-  printf '#!/bin/sh\n# knit launcher, written by make install\nexec %s %s/lib/knit/dist/main.js "$@"\n' "$node" "$prefix" >"$bin.partial"
+  printf '#!/bin/sh\n# knit launcher, written by make install\nexec %s --max-semi-space-size=2 %s/lib/knit/dist/main.js "$@"\n' "$node" "$prefix" >"$bin.partial"
   chmod 0755 "$bin.partial"
   mv "$bin.partial" "$bin"
   log "installed $bin and $lib ($("$node" --version))"

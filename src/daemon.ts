@@ -241,6 +241,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      await driver.settled();
       await names?.stop();
       hostAddrs.stop();
       watch?.close();

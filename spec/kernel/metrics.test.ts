@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isResolver, listening, socketsOf } from '../faults/support/sockets.js';
 import { dockerId, post } from '../support/client.js';
-import { noUpstreamsFile } from '../support/knit.js';
+import { NODE_DAEMON, noUpstreamsFile } from '../support/knit.js';
 import { repoRoot } from '../support/layout.js';
 import { families, value } from '../support/prom-text.js';
 import { GiveUp, run, spawnLogged, type Spawned, waitFor } from '../support/proc.js';
@@ -39,7 +39,7 @@ function scrape(target: { port: number } | { socketPath: string }, method = 'GET
 }
 
 async function start(env: Record<string, string>): Promise<Spawned> {
-  const proc = spawnLogged(['node', join(repoRoot, 'dist/main.js')], {
+  const proc = spawnLogged([...NODE_DAEMON, join(repoRoot, 'dist/main.js')], {
     logFile: join(dir, 'knit.log'),
     capture: true,
     env: {

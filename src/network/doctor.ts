@@ -17,6 +17,8 @@ export interface DoctorReport {
 
 export async function reconcile(a: { driver: NetworkDriver; kernel: Datapath; firewall: IptablesFirewall; log: Logger; initial: boolean }): Promise<DoctorReport> {
   const { driver, kernel, firewall, log } = a;
+  // A link still being removed would look like one without a record.
+  await driver.settled();
   const [nets, eps, links, made] = await Promise.all([driver.networks(), driver.endpoints(), kernel.links(), driver.macvlan.made()]);
   const plan = planReconcile({ nets, eps, links, made });
   const report: DoctorReport = { findings: plan.findings, repaired: 0, removed: 0, failures: [], firewallJumpsFixed: 0 };

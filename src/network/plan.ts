@@ -38,11 +38,12 @@ export function planEndpoint(net: NetworkRecord, ep: EndpointRecord): Op[] {
   return [{ op: 'veth-add', name: ep.hostIf, peer: ep.peerIf, mtu: mtuOf(net), master: net.bridge, alias: aliasFor('ep', ep.id), peerMac: ep.mac, up: true }];
 }
 
-/** Its routes and neighbour entries (a macvlan endpoint's, through the host leg), then its link. */
-export const planEndpointRemoval = (ep: EndpointRecord): Op[] => [
-  ...(ep.hostRoutes ?? []).flatMap((r): Op[] => [{ op: 'route-del', dst: r.dst, dev: r.dev }, { op: 'neigh-del', dev: r.dev, ip: r.dst.split('/')[0] }]),
-  { op: 'link-del', name: ep.hostIf },
-];
+/** Its routes and neighbour entries (a macvlan endpoint's, through the host leg). */
+export const planEndpointRoutesRemoval = (ep: EndpointRecord): Op[] =>
+  (ep.hostRoutes ?? []).flatMap((r): Op[] => [{ op: 'route-del', dst: r.dst, dev: r.dev }, { op: 'neigh-del', dev: r.dev, ip: r.dst.split('/')[0] }]);
+
+/** Its routes, then its link. */
+export const planEndpointRemoval = (ep: EndpointRecord): Op[] => [...planEndpointRoutesRemoval(ep), { op: 'link-del', name: ep.hostIf }];
 
 /** Its endpoints' veths, its VXLAN device (an overlay's: enslaved to the bridge, it would outlive it), its bridge. */
 export function planNetworkRemoval(net: NetworkRecord, eps: EndpointRecord[]): Op[] {

@@ -76,6 +76,11 @@ export class NetworkDriver {
     return this.eps.info(networkId, endpointId);
   }
 
+  /** Resolves once the links of deleted endpoints are gone (DeleteEndpoint removes them in the background). */
+  settled(): Promise<void> {
+    return this.state.settled();
+  }
+
   network(id: string): Promise<NetworkRecord | undefined> {
     return this.state.network(id);
   }

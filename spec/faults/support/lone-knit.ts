@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { post } from '../../support/client.js';
 import { repoRoot } from '../../support/layout.js';
+import { NODE_DAEMON } from '../../support/knit.js';
 import { GiveUp, run, spawnLogged, waitFor, type RunOptions, type RunResult, type Spawned } from '../../support/proc.js';
 
 export class LoneKnit {
@@ -30,7 +31,7 @@ export class LoneKnit {
     await chmod(sockDir, 0o755);
     const socket = join(sockDir, 'knit.sock');
     const stateDir = join(dir, 'state');
-    const proc = spawnLogged(['nsenter', `--net=/run/netns/${netns}`, '--', 'node', join(repoRoot, 'dist/main.js')], {
+    const proc = spawnLogged(['nsenter', `--net=/run/netns/${netns}`, '--', ...NODE_DAEMON, join(repoRoot, 'dist/main.js')], {
       logFile: join(dir, 'knit.log'),
       env: { KNIT_SOCKET: socket, KNIT_STATE_DIR: stateDir, KNIT_LOG_LEVEL: 'warn' },
       capture: true,

@@ -4,7 +4,7 @@ import { validateMac } from '../../datapath/names.js';
 import { contains, parseAddrCidr } from '../../addr/cidr.js';
 import { short } from '../../log.js';
 import { hostRoutes, isMacvlan } from '../macvlan/plan.js';
-import { endpointMac, endpointNames, planEndpoint, planEndpointRemoval } from '../plan.js';
+import { endpointMac, endpointNames, planEndpoint, planEndpointRemoval, planEndpointRoutesRemoval } from '../plan.js';
 import { type EndpointRecord, keys, type NetworkRecord } from '../records.js';
 import type { JoinReply } from './deps.js';
 import { dnsServersOf, planDnsRoute, type StaticRoute } from '../dns.js';
@@ -25,6 +25,9 @@ export class Endpoints {
   async create(req: EndpointRequest): Promise<{ mac: string }> {
     return this.s.onEndpoint(req.networkId, req.endpointId, async () => {
       const net = await this.s.requireNetwork(req.networkId);
+      // A link of a deleted endpoint may still be going: a macvlan child with the same MAC could not be made, and
+      // its host route's removal could take the new one's.
+      await this.s.settled(req.networkId);
       const mac = req.mac ? validateMac(req.mac) : endpointMac(req.endpointId, req.address);
       checkAddress(net, req.address, 4);
       checkAddress(net, req.addressV6, 6);
@@ -68,7 +71,10 @@ export class Endpoints {
       if (!ep || (onlyIf && !onlyIf(ep))) return false;
       // The record goes first: a crash after it leaves an unowned link, which reconcile removes.
       await this.s.forget(keys.endpoint(networkId, endpointId));
-      await this.s.deps.kernel.remove(planEndpointRemoval(ep));
+      // Routes at once (the container's address is gone with it); the link itself in the background.
+      const routes = planEndpointRoutesRemoval(ep);
+      if (routes.length) await this.s.deps.kernel.remove(routes);
+      this.s.removeLater(networkId, [{ op: 'link-del', name: ep.hostIf }]);
       const net = await this.s.network(networkId);
       // Without KNIT_ADVERTISE nothing of this knit's was published (its records expire with the lease they had).
       const overlay = net?.mode === 'overlay' ? this.s.deps.overlay : undefined;

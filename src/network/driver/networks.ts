@@ -103,6 +103,7 @@ export class Networks {
         }
         ov?.detach(net);
         if (ov) for (const ep of eps) await this.s.undo(() => ov.unpublish(net, ep));
+        await this.s.settled(id);
         await this.s.deps.kernel.remove(planNetworkRemoval(net, eps));
         await this.s.deps.firewall.removeNetwork(net);
         // Best effort: a sub-interface left behind is removed by the next reconcile (no network uses it).

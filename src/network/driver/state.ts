@@ -1,6 +1,7 @@
 // What the driver's parts share: its dependencies, its locks, and this host's network and endpoint records.
 import { badRequest, describe, notFound } from '../../errors.js';
 import { short } from '../../log.js';
+import type { Op } from '../../datapath/ops.js';
 import { decode, encode } from '../../store/records.js';
 import { KeyedLock } from '../../util/keyed-lock.js';
 import type { EndpointRecord, NetworkRecord, PortMapping } from '../records.js';
@@ -10,12 +11,16 @@ import type { NetworkDeps, OverlayControl } from './deps.js';
 /** Lock keys: every network (create, delete, segment reconcile), and all published ports. */
 export const ALL = '*';
 export const PORTS = 'ports';
+/** How long a deleted endpoint's link removal waits before it starts (see DriverState.removeLater). */
+const REMOVE_DELAY_MS = 50;
 
 /** The flows to forget when mappings come or go (see Kernel.flushConntrack). */
 export const flowsOf = (ports: PortMapping[]) => ports.map((p) => ({ proto: p.proto, port: p.hostPort, family: (p.hostIp.includes(':') ? 6 : 4) as 4 | 6 }));
 
 export class DriverState {
   readonly locks = new KeyedLock();
+  /** Link removals not waited for, per network, each with what starts it now (see `removeLater`). */
+  private readonly removing = new Map<string, Map<() => void, Promise<void>>>();
 
   constructor(readonly deps: NetworkDeps) {}
 
@@ -82,5 +87,43 @@ export class DriverState {
     } catch (err) {
       this.deps.log.error('undo failed', { error: describe(err) });
     }
+  }
+
+  /**
+   * Removes links in the background. The kernel takes 20-35 ms to unregister a veth or macvlan (it waits for
+   * every CPU to stop using it), which dockerd would otherwise wait for on each container's removal; Docker's own
+   * drivers do not wait either (the links go with the container's namespace). The removal starts a moment later,
+   * once this call's reply and dockerd's next call (ReleaseAddress) are answered: starting a process blocks knit
+   * for a few milliseconds. Whatever next makes links in the network, removes the network or compares links with
+   * records starts the removals at once and waits for them (`settled`). A crash meanwhile leaves a link without a
+   * record, which the next start removes; a failure is logged, and `knit doctor` removes what is left.
+   */
+  removeLater(networkId: string, ops: Op[]): void {
+    const jobs = this.removing.get(networkId) ?? new Map<() => void, Promise<void>>();
+    this.removing.set(networkId, jobs);
+    let start: () => void = () => undefined;
+    const started = new Promise<void>((resolve) => (start = resolve));
+    const timer = setTimeout(start, REMOVE_DELAY_MS);
+    const job: Promise<void> = started
+      .then(() => (clearTimeout(timer), this.deps.kernel.remove(ops)))
+      .catch((err) => void this.deps.log.warn('could not remove a deleted endpoint\'s link; knit doctor or the next start removes it', { network: short(networkId), error: describe(err) }))
+      .finally(() => {
+        jobs.delete(start);
+        if (!jobs.size && this.removing.get(networkId) === jobs) this.removing.delete(networkId);
+      });
+    jobs.set(start, job);
+  }
+
+  /** Resolves once the background removals of this network (of every network, without one) are done. */
+  async settled(networkId?: string): Promise<void> {
+    const sets = networkId === undefined ? [...this.removing.values()] : [this.removing.get(networkId) ?? new Map<() => void, Promise<void>>()];
+    const waits: Array<Promise<void>> = [];
+    for (const jobs of sets) {
+      for (const [start, job] of jobs) {
+        start();
+        waits.push(job);
+      }
+    }
+    await Promise.all(waits);
   }
 }
