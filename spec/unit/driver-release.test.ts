@@ -2,46 +2,30 @@
 // container joined that still holds the released address is one dockerd gave up on, and goes with its veth; a
 // joined endpoint keeps its IPv4 address; endpoints of another subnet are not looked at. And the MAC an address
 // comes back with.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Op } from '../../src/datapath/ops.js';
-import { createLogger } from '../../src/log.js';
-import type { Datapath } from '../../src/network/datapath.js';
 import { endpointMac } from '../../src/network/plan.js';
-import { NetworkDriver } from '../../src/network/service.js';
-import { openLocalStore } from '../../src/store/local.js';
-import type { Store } from '../../src/store/types.js';
+import type { NetworkDriver } from '../../src/network/service.js';
+import { type DriverBed, driverBed, stubKernel } from './driver-bed.js';
 
 const NET = 'a1'.repeat(32);
 const OTHER = 'b2'.repeat(32);
 const [E1, E2, E3] = ['c3', 'd4', 'e5'].map((c) => c.repeat(32));
 const removed: Op[] = [];
-const kernel: Datapath = {
-  apply: async () => undefined,
-  remove: async (ops) => void removed.push(...ops),
-  links: async () => [],
-  vxlanEntries: async () => ({ fdb: new Set(), neigh: new Map() }),
-  flushConntrack: async () => undefined,
-  setSysctl: async () => undefined,
-};
-const firewall = { syncNetwork: async () => undefined, removeNetwork: async () => undefined };
+const kernel = stubKernel({ apply: async () => undefined, remove: async (ops) => void removed.push(...ops) });
 
-let dir = '';
-let store: Store;
+let bed: DriverBed;
 let driver: NetworkDriver;
 
 beforeEach(async () => {
   removed.length = 0;
-  dir = await mkdtemp(join(tmpdir(), 'knit-release-'));
-  store = await openLocalStore(join(dir, 'db'));
-  driver = new NetworkDriver({ store, kernel, firewall, log: createLogger('error'), boundPorts: async () => ({ tcp: new Set(), udp: new Set(), sctp: new Set() }) });
+  bed = await driverBed(kernel);
+  driver = bed.driver;
   await driver.createNetwork({ id: NET, options: {}, ipv4: [{ addressSpace: 'knit-local', pool: '10.210.0.0/24', gateway: '10.210.0.1/24', aux: {} }], ipv6: [] });
   await driver.createNetwork({ id: OTHER, options: { 'com.docker.network.bridge.name': 'kn-other' }, ipv4: [{ addressSpace: 'knit-local', pool: '10.211.0.0/24', gateway: '10.211.0.1/24', aux: {} }], ipv6: [] });
 });
 afterEach(async () => {
-  await store.close();
-  await rm(dir, { recursive: true, force: true });
+  await driver.settled();
+  await bed.close();
 });
 
 const ids = async (): Promise<string[]> => (await driver.endpoints()).map((e) => e.id).sort();

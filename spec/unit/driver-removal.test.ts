@@ -2,15 +2,9 @@
 // store, a kernel stub whose link removals finish only when the test lets them): the removal starts a moment
 // later on its own, or at once when the next endpoint of that network or the network's removal waits for it;
 // another network's endpoints do not wait.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Op } from '../../src/datapath/ops.js';
-import { createLogger } from '../../src/log.js';
-import type { Datapath } from '../../src/network/datapath.js';
-import { NetworkDriver } from '../../src/network/service.js';
-import { openLocalStore } from '../../src/store/local.js';
-import type { Store } from '../../src/store/types.js';
+import type { NetworkDriver } from '../../src/network/service.js';
+import { type DriverBed, driverBed, stubKernel } from './driver-bed.js';
 
 const NET = 'a1'.repeat(32);
 const OTHER = 'b2'.repeat(32);
@@ -20,22 +14,16 @@ const [E1, E2, E3] = ['c3', 'd4', 'e5'].map((c) => c.repeat(32));
 const calls: string[] = [];
 let finish: () => void = () => undefined;
 let gate: Promise<void> = Promise.resolve();
-const kernel: Datapath = {
+const kernel = stubKernel({
   apply: async (ops: Op[]) => void calls.push(`apply ${ops.map((o) => o.op).join(',')}`),
   remove: async (ops: Op[]) => {
     calls.push(`remove ${ops.map((o) => o.op).join(',')}`);
     if (ops.some((o) => o.op === 'link-del')) await gate;
     calls.push(`removed ${ops.map((o) => o.op).join(',')}`);
   },
-  links: async () => [],
-  vxlanEntries: async () => ({ fdb: new Set(), neigh: new Map() }),
-  flushConntrack: async () => undefined,
-  setSysctl: async () => undefined,
-};
-const firewall = { syncNetwork: async () => undefined, removeNetwork: async () => undefined };
+});
 
-let dir = '';
-let store: Store;
+let bed: DriverBed;
 let driver: NetworkDriver;
 
 const hold = (): void => {
@@ -52,9 +40,8 @@ async function pending(p: Promise<unknown>): Promise<boolean> {
 beforeEach(async () => {
   calls.length = 0;
   gate = Promise.resolve();
-  dir = await mkdtemp(join(tmpdir(), 'knit-removal-'));
-  store = await openLocalStore(join(dir, 'db'));
-  driver = new NetworkDriver({ store, kernel, firewall, log: createLogger('error'), boundPorts: async () => ({ tcp: new Set(), udp: new Set(), sctp: new Set() }) });
+  bed = await driverBed(kernel);
+  driver = bed.driver;
   for (const [id, pool, name] of [[NET, '10.212.0.0/24', 'kn-one'], [OTHER, '10.213.0.0/24', 'kn-two']]) {
     await driver.createNetwork({ id, options: { 'com.docker.network.bridge.name': name }, ipv4: [{ addressSpace: 'knit-local', pool, gateway: pool.replace('0/24', '1/24'), aux: {} }], ipv6: [] });
   }
@@ -63,8 +50,7 @@ beforeEach(async () => {
 afterEach(async () => {
   finish();
   await driver.settled();
-  await store.close();
-  await rm(dir, { recursive: true, force: true });
+  await bed.close();
 });
 
 test('DeleteEndpoint answers while the link is still going, and the record is gone at once', async () => {
@@ -107,8 +93,7 @@ test('the network\'s removal waits for its endpoints\' links', async () => {
 });
 
 test('a failed removal is logged, not thrown, and nothing stays pending', async () => {
-  const failing = { ...kernel, remove: async () => Promise.reject(new Error('no such device')) };
-  const d = new NetworkDriver({ store, kernel: failing, firewall, log: createLogger('error'), boundPorts: async () => ({ tcp: new Set(), udp: new Set(), sctp: new Set() }) });
+  const d = bed.withKernel({ ...kernel, remove: async () => Promise.reject(new Error('no such device')) });
   await expect(d.deleteEndpoint(NET, E1)).resolves.toBe(true);
   await expect(d.settled()).resolves.toBeUndefined();
   expect(await d.endpoints(NET)).toEqual([]);
