@@ -116,14 +116,9 @@ export class DriverState {
 
   /** Resolves once the background removals of this network (of every network, without one) are done. */
   async settled(networkId?: string): Promise<void> {
-    const sets = networkId === undefined ? [...this.removing.values()] : [this.removing.get(networkId) ?? new Map<() => void, Promise<void>>()];
-    const waits: Array<Promise<void>> = [];
-    for (const jobs of sets) {
-      for (const [start, job] of jobs) {
-        start();
-        waits.push(job);
-      }
-    }
-    await Promise.all(waits);
+    const sets = networkId === undefined ? [...this.removing.values()] : [this.removing.get(networkId)];
+    const jobs = sets.flatMap((set) => [...(set ?? [])]);
+    for (const [start] of jobs) start();
+    await Promise.all(jobs.map(([, job]) => job));
   }
 }
