@@ -1,7 +1,9 @@
 // The cluster benchmark's store (KNIT_BENCH_STORE): etcd 3.4 in the underlay's namespace, its counters from its own
 // /metrics; or the Consul test server of spec/support (a double of Consul's HTTP API, in this process, on a veth
 // from the root namespace to the underlay), its counters from its request log mapped onto etcd's names: KV reads
-// as Range, blocking KV reads as Watch, KV writes and transactions as Txn, session renewals as KeepAlive.
+// as Range, blocking KV reads as Watch, KV writes and transactions as Txn, session renewals as KeepAlive, blocking
+// reads answered because their prefix changed as watch events (with their bytes: what a change costs the watchers,
+// without the answers of queries whose wait ran out).
 import { startConsulServer } from '../spec/support/consul-server.js';
 import { startEtcd } from '../spec/support/etcd.js';
 import { run } from '../spec/support/proc.js';
@@ -50,6 +52,8 @@ export async function startBenchStore(kind: StoreKind, a: { underlayNs: string; 
       return {
         range: n('kvGet'), watchRequests: n('kvBlocking'), txn: n('txn') + n('kvWrite'), keepAlive: n('sessionRenew'),
         leaseGrant: n('sessionCreate'), leaseRevoke: n('sessionDestroy'), bytesIn: n('bytesIn'), bytesOut: n('bytesOut'),
+        // A blocking read answered because its prefix changed stands for etcd's watch events (one per watch woken).
+        events: n('kvWoken'), wokenBytes: n('bytesOutWoken'),
       };
     },
     endNote: () => 'n/a (the Consul test server keeps no database file)',

@@ -49,6 +49,7 @@ function rows(rs: Result[]): Row[] {
     row('bytes to the store per start / stop', (r) => `${kb(r.perCreate.bytesIn)} / ${kb(r.perRemove.bytesIn)}`, 'independent of N'),
     row('bytes from the store per start / stop (all hosts\' watches included)', (r) => `${kb(r.perCreate.bytesOut)} / ${kb(r.perRemove.bytesOut)}`),
     row('watch events per host per start / stop', (r) => (known(r.perCreate.events, r.perRemove.events) ? `${fixed(r.perCreate.events / r.n, 2)} / ${fixed(r.perRemove.events / r.n, 2)}` : 'n/a')),
+    row('Consul: bytes of the blocking reads a start / stop woke, per other host', (r) => (known(r.perCreate.wokenBytes, r.perRemove.wokenBytes) ? `${kb(r.perCreate.wokenBytes / (r.n - 1))} / ${kb(r.perRemove.wokenBytes / (r.n - 1))}` : 'n/a'), 'independent of N'),
     row('dynamic addresses (`docker run` without --ip), 2 per host, 8 hosts at a time: store Txn per request; refused', (r) => `${fixed(r.dynamic.txn / r.dynamic.requests, 1)}; ${r.dynamic.failures.length} of ${r.dynamic.requests}`, '0 refused'),
     row('idle cluster: store requests/s, all hosts (per host)', (r) => `${fixed(requests(idleRate(r)), 1)} (${fixed(requests(idleRate(r)) / r.n, 2)})`),
     row('idle cluster: bytes/s to / from the store, all hosts', (r) => `${kb(idleRate(r).bytesIn)} / ${kb(idleRate(r).bytesOut)}`),

@@ -119,14 +119,17 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const lease = cluster !== local || ul || config.dnsAddress ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS }) : undefined;
   const watch = lease ? new HostRecordWatch({ cluster, hostId, lease, log }) : undefined;
   const live = watch && cluster !== local ? new LiveHosts(hostId) : undefined;
-  if (live) watch?.add(live);
+  if (live) {
+    watch?.add(live);
+    live.onChange(() => watch?.refresh());
+  }
   const tunnel = ul && lease && watch
     ? new Tunnel({
         cluster, local, hostId, kernel, log, lease, watch, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu },
         stateDir: config.stateDir, port: config.wireguard.port, subnet: parseCidr(config.wireguard.subnet, 'KNIT_WG_SUBNET'),
       })
     : undefined;
-  const overlay = ul && lease && watch && tunnel ? new Overlay({ cluster, hostId, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu }, kernel, log, lease, watch, tunnel }) : undefined;
+  const overlay = ul && lease && watch && tunnel ? new Overlay({ cluster, hostId, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu }, kernel, log, lease, watch, live, tunnel }) : undefined;
   const segments = overlay?.segments ?? new Segments({ cluster, hostId, log });
   const firewall = new IptablesFirewall(kernel, log);
   let sweepSoon = (): void => undefined;

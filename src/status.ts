@@ -2,7 +2,7 @@
 // are, which other hosts share its overlays, and what its calls cost. `knit status` prints it for a person.
 import { describe } from './errors.js';
 import type { EndpointRecord, NetworkRecord, PortMapping } from './network/records.js';
-import { K } from './network/overlay/keys.js';
+import { K, parseEndpointKey } from './network/overlay/keys.js';
 import type { Store } from './store/types.js';
 import type { MetricsStatus } from './metrics/start.js';
 import { withTimeout } from './util/timeout.js';
@@ -90,9 +90,9 @@ export function localPart(nets: NetworkRecord[], eps: EndpointRecord[]): Pick<St
 export function peersOf(hostId: string, hosts: Array<{ key: string; value: string }>, published: Array<{ key: string }>): PeerStatus[] {
   const counts = new Map<string, number>();
   for (const { key } of published) {
-    // overlay/endpoints/<segment>/<host>/<id>: the host is the second part from the end.
-    const host = key.split('/').at(-2) ?? '';
-    counts.set(host, (counts.get(host) ?? 0) + 1);
+    // Anchors (K.anchor) are not endpoints.
+    const host = parseEndpointKey(key)?.host;
+    if (host !== undefined) counts.set(host, (counts.get(host) ?? 0) + 1);
   }
   return hosts
     .map((h) => {

@@ -179,6 +179,10 @@ export class ConsulCore {
     const policy = this.opts.token === undefined ? 'allow' : 'deny';
     res.writeHead(reply.status, { 'X-Consul-Default-ACL-Policy': policy, ...reply.headers });
     this.count('bytesOut', reply.body === undefined ? 0 : Buffer.byteLength(reply.body));
+    if (reply.woken) {
+      this.count('kvWoken');
+      this.count('bytesOutWoken', reply.body === undefined ? 0 : Buffer.byteLength(reply.body));
+    }
     res.end(reply.body);
   }
 }

@@ -37,6 +37,20 @@ export function kvRoute(env: Env, call: Call): Reply | Promise<Reply> {
  */
 const anyKvWrite = (change: Change): boolean => change.keys.length > 0;
 
+/**
+ * The same, re-running the query only when its answer can have moved: a write below the prefix, or any write while
+ * the prefix holds no key (its index is then the table's, or a tombstone's, which a re-run tells apart). Consul's
+ * memdb watch sets do likewise; re-running every pending list at every write would make the server, not knit, the
+ * cost a benchmark of many hosts measures.
+ */
+function prefixWrites(prefix: string): { watches: (change: Change) => boolean; seen: (entries: number) => void } {
+  let empty = true;
+  return {
+    watches: (change) => anyKvWrite(change) && (empty || change.keys.some((k) => k.startsWith(prefix))),
+    seen: (entries) => void (empty = entries === 0),
+  };
+}
+
 function kvGet(env: Env, call: Call, key: string): Reply | Promise<Reply> {
   const q = call.query;
   const kv = env.state.kv;
@@ -44,23 +58,27 @@ function kvGet(env: Env, call: Call, key: string): Reply | Promise<Reply> {
   if (flag(q, 'keys')) {
     // The misspelt "seperator" is still accepted by Consul.
     const separator = q.get('separator') ?? q.get('seperator') ?? '';
+    const wake = prefixWrites(key);
     return blockingQuery({
       env,
       call,
-      watches: anyKvWrite,
+      watches: wake.watches,
       run: () => {
         const { index, keys } = kv.keys(key, separator);
+        wake.seen(keys.length);
         return !keys.length && key !== '' ? missing(index) : { index, reply: json(200, keys, meta(index, q)) };
       },
     });
   }
   if (flag(q, 'recurse')) {
+    const wake = prefixWrites(key);
     return blockingQuery({
       env,
       call,
-      watches: anyKvWrite,
+      watches: wake.watches,
       run: () => {
         const { index, entries } = kv.list(key);
+        wake.seen(entries.length);
         return entries.length ? { index, reply: json(200, entries.map((e) => dirJson(e)), meta(index, q)) } : missing(index);
       },
     });

@@ -101,7 +101,10 @@ export class ConsulTestServer {
     return (c.kvGet ?? 0) + (c.kvBlocking ?? 0);
   }
 
-  /** Requests by kind (kvGet, kvBlocking, kvWrite, txn, sessionCreate, sessionRenew, sessionDestroy, other), bytesIn, bytesOut. */
+  /**
+   * Requests by kind (kvGet, kvBlocking, kvWrite, txn, sessionCreate, sessionRenew, sessionDestroy, other), bytesIn,
+   * bytesOut; kvWoken and bytesOutWoken: blocking reads answered because their index moved, and their bytes.
+   */
   async counters(): Promise<Record<string, number>> {
     return (await this.command('counters')).counts ?? {};
   }

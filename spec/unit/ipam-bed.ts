@@ -93,6 +93,7 @@ export function counting(store: Store, prefix: string) {
 export function withCommit(store: Store, commit: Store['commit']): Store {
   return {
     kind: store.kind,
+    watchRereadsPrefix: store.watchRereadsPrefix,
     get: (key) => store.get(key),
     list: (prefix) => store.list(prefix),
     watch: (prefix, onEvent, after) => store.watch(prefix, onEvent, after),

@@ -25,6 +25,23 @@ describe('LiveHosts', () => {
     await live.reset([entry('hosts/cc')]);
     expect([live.others(), live.leads()]).toEqual([1, true]);
   });
+
+  test('each host\'s segments come from its liveness key (none listed: a knit from before); every change is told', async () => {
+    const live = new LiveHosts('bb');
+    let told = 0;
+    live.onChange(() => told++);
+    await live.reset([
+      { key: 'hosts/aa', value: '{"v":1,"segments":["10.1.0.0_16","10.2.0.0_16"]}', revision: 1 },
+      { key: 'hosts/cc', value: '{"v":1}', revision: 1 },
+      { key: 'hosts/dd', value: 'not json', revision: 1 },
+    ]);
+    const seen = () => Object.fromEntries([...live.hosts()].map(([h, s]) => [h, s ? [...s] : 'unknown']));
+    expect(seen()).toEqual({ aa: ['10.1.0.0_16', '10.2.0.0_16'], cc: 'unknown', dd: 'unknown' });
+    live.change({ type: 'put', key: 'hosts/cc', value: '{"v":1,"segments":[]}', revision: 2 });
+    live.change({ type: 'delete', key: 'hosts/aa', revision: 3 });
+    expect(seen()).toEqual({ cc: [], dd: 'unknown' });
+    expect(told).toBe(3);
+  });
 });
 
 describe('livenessTick', () => {

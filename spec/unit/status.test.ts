@@ -37,6 +37,9 @@ test('peers: every live host but this one, with its VTEP and the endpoints it pu
     { key: 'overlay/endpoints/10.50.0.0-24/h2/e1' },
     { key: 'overlay/endpoints/10.50.0.0-24/h2/e2' },
     { key: 'overlay/endpoints/10.60.0.0-24/h2/e3' },
+    // Anchors mark a host's segments; they are not endpoints.
+    { key: 'overlay/endpoints/10.50.0.0-24/h2/' },
+    { key: 'overlay/endpoints/10.60.0.0-24/h3/' },
     { key: 'overlay/endpoints/10.50.0.0-24/me/e4' },
     // A host whose lease lapsed is not a peer, whatever it left behind.
     { key: 'overlay/endpoints/10.50.0.0-24/gone/e5' },

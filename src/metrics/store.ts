@@ -18,6 +18,7 @@ export function observedStore(inner: Store, metrics: KnitMetrics): Store {
   }
   return {
     kind: inner.kind,
+    watchRereadsPrefix: inner.watchRereadsPrefix,
     get: (key: string) => timed('get', () => inner.get(key)),
     list: (prefix: string) => timed('list', () => inner.list(prefix)),
     commit: (writes: Write[], checks?: Check[]) => timed('commit', () => inner.commit(writes, checks), (r) => (r === null ? 'conflict' : 'ok')),

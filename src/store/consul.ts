@@ -44,6 +44,8 @@ type TxnAnswer = { ok: TxnResponse } | { conflict: TxnResponse };
 
 class ConsulStore implements Store {
   readonly kind = 'consul';
+  /** A blocking query answers with the whole prefix (docs/store.md). */
+  readonly watchRereadsPrefix = true;
   private closed = false;
   private readonly journal = new Journal();
   private readonly watches = new Set<ConsulWatch>();

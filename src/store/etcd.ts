@@ -95,6 +95,7 @@ function guard(key: Buffer, expect: number): ICompare {
 
 class EtcdStore implements Store {
   readonly kind = 'etcd';
+  readonly watchRereadsPrefix = false;
   /** The latest revision any answer carried: a watch "from now on" starts after it. */
   private seen = 0;
   private readonly watches = new Set<EtcdWatch>();

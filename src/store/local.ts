@@ -42,6 +42,7 @@ export async function openLocalStore(dir: string, opts: { sync?: boolean } = {})
 
 class LocalStore implements Store {
   readonly kind = 'local';
+  readonly watchRereadsPrefix = false;
   private readonly kv: Database<Stored, Buffer>;
   private readonly meta: Database<number, string>;
   /** `<lease id>/<key>` for every key attached to a lease, so a revoke finds its keys with a range scan. */

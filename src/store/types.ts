@@ -63,6 +63,11 @@ export interface Lease {
 export interface Store {
   /** A short name for logs and errors: "local", "etcd", "consul". */
   readonly kind: string;
+  /**
+   * Whether a watch reads its whole prefix again at every change below it (Consul's blocking queries) rather than
+   * receiving the change alone (etcd, the embedded store). Callers then watch narrow prefixes (docs/store.md).
+   */
+  readonly watchRereadsPrefix: boolean;
   get(key: string): Promise<Entry | undefined>;
   /** Every entry whose key starts with `prefix`, in key order. */
   list(prefix: string): Promise<Entry[]>;

@@ -48,7 +48,10 @@ export class Networks {
     await this.s.undo(() => this.s.deps.kernel.remove(planNetworkRemoval(net, [])));
     await this.s.undo(() => this.s.deps.firewall.removeNetwork(net));
     await this.s.forget(keys.network(net.id));
-    if (net.mode === 'overlay') await this.s.undo(() => this.s.overlayFor(net).leaveSegment(net.ipv4[0].subnet));
+    if (net.mode === 'overlay') {
+      await this.s.undo(async () => this.s.deps.overlay?.detach(net));
+      await this.s.undo(() => this.s.overlayFor(net).leaveSegment(net.ipv4[0].subnet));
+    }
     await this.s.undo(async () => this.parents.release(net, await this.s.networks()));
     if (net.encrypted) await this.s.undo(() => this.stopTunnelIfUnused());
   }

@@ -13,7 +13,7 @@
 // reconnect; `reset` gets every other host's records after each reconnect, then `change` each watch event.
 // `lease.onConnected(hook)` runs after each reconnect, for anything else that must follow one.
 import { vxlanName } from '../../datapath/names.js';
-import { KnitError } from '../../errors.js';
+import { describe, KnitError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/types.js';
 import type { Datapath } from '../datapath.js';
@@ -24,6 +24,7 @@ import { Peers, type SegmentStats } from './peers.js';
 import { endpointKey, endpointValue } from './publication.js';
 import { Segments, type SegmentSpec } from './segments.js';
 import type { HostRecordWatch } from './watch.js';
+import type { LiveHosts } from './live-hosts.js';
 import type { Tunnel } from './tunnel.js';
 
 export interface OverlayDeps {
@@ -35,6 +36,9 @@ export interface OverlayDeps {
   log: Logger;
   lease: HostLease;
   watch: HostRecordWatch;
+  /** The other live hosts and their segments (with a cluster store): where watches re-read their prefix, only
+   * their records on this host's segments are watched. */
+  live?: LiveHosts;
   /** Encrypted overlays' WireGuard tunnel (made before the Overlay, which it does not need). */
   tunnel: Tunnel;
 }
@@ -72,6 +76,7 @@ export class Overlay {
   load(nets: NetworkRecord[], eps: EndpointRecord[]): void {
     for (const net of nets.filter((n) => n.mode === 'overlay' && n.vni !== undefined)) {
       this.peers.adopt(segmentKey(net), device(net));
+      this.deps.lease.joinSegment(segmentKey(net));
       for (const ep of eps.filter((e) => e.networkId === net.id)) this.deps.lease.keep(this.key(net, ep), endpointValue(net.vtep ?? this.vtep, ep));
     }
   }
@@ -88,13 +93,26 @@ export class Overlay {
     return this.segments.reconcile(local);
   }
 
-  /** A local overlay network now exists: program what the other hosts publish for its segment. */
-  attach(net: NetworkRecord): Promise<void> {
-    return this.peers.attach(segmentKey(net), device(net));
+  /**
+   * A local overlay network now exists: program what the other hosts publish for its segment, and list the segment
+   * in this host's liveness key (now if the store answers, else with the next record or reconnect).
+   */
+  async attach(net: NetworkRecord): Promise<void> {
+    this.deps.lease.joinSegment(segmentKey(net));
+    await this.flush();
+    await this.peers.attach(segmentKey(net), device(net));
+    this.deps.watch.refresh();
   }
 
   detach(net: NetworkRecord): void {
     this.peers.detach(segmentKey(net), device(net));
+    this.deps.lease.leaveSegment(segmentKey(net));
+    this.deps.watch.refresh();
+    void this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    await this.deps.lease.flush().catch((err) => void this.deps.log.warn('the liveness key could not list this host\'s segments yet; it will with the next write', { error: describe(err) }));
   }
 
   /** An encrypted overlay's endpoints are published with this host's tunnel address as their VTEP. */

@@ -10,6 +10,12 @@ export const K = {
   vni: (v: number) => `overlay/vnis/${v}`,
   endpoints: 'overlay/endpoints/',
   endpoint: (sk: string, host: string, id: string) => `overlay/endpoints/${sk}/${host}/${id}`,
+  /**
+   * A host's endpoints on one segment are below this prefix, which is also a key: the host's anchor there, written
+   * while it has a network on the segment, so that the prefix is never empty (an empty prefix wakes a Consul
+   * blocking query at every write anywhere).
+   */
+  anchor: (sk: string, host: string) => `overlay/endpoints/${sk}/${host}/`,
   hosts: 'hosts/',
   host: (id: string) => `hosts/${id}`,
 };
@@ -21,7 +27,18 @@ export type PublishedEndpoint = Omit<RemoteEndpoint, 'id' | 'host'>;
 
 /** The parts of an endpoint record's key, or undefined for a key of another shape. */
 export function parseEndpointKey(key: string): { segment: string; host: string; id: string } | undefined {
+  const k = splitKey(key);
+  return k?.id ? { segment: k.segment, host: k.host, id: k.id } : undefined;
+}
+
+/** The segment and host of an anchor (K.anchor), or undefined for a key of another shape. */
+export function parseAnchorKey(key: string): { segment: string; host: string } | undefined {
+  const k = splitKey(key);
+  return k && k.id === '' ? { segment: k.segment, host: k.host } : undefined;
+}
+
+function splitKey(key: string): { segment: string; host: string; id: string } | undefined {
   if (!key.startsWith(K.endpoints)) return undefined;
   const [segment, host, id, extra] = key.slice(K.endpoints.length).split('/');
-  return segment && host && id && extra === undefined ? { segment, host, id } : undefined;
+  return segment && host && id !== undefined && extra === undefined ? { segment, host, id } : undefined;
 }

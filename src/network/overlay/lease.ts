@@ -1,5 +1,7 @@
 // This host's lease in the cluster store: its liveness key and every record it publishes live under it, and
 // are written again under a new lease after an outage. Records of any kind (endpoints, names, keys) use it.
+// The liveness key also lists the overlay segments this host has a network on, each with an anchor record, so
+// that where a watch costs its whole prefix (Consul) the others watch only this host's records on their segments.
 import { describe, unavailable } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { encode } from '../../store/records.js';
@@ -33,6 +35,12 @@ export class HostLease {
   private lease?: Lease;
   /** Store key -> value of every record this host publishes: re-written under each new lease. */
   private readonly records = new Map<string, string>();
+  /** The overlay segments this host has a network on (its liveness key lists them). */
+  private readonly segments = new Set<string>();
+  /** Changes to the liveness key and anchors not in the store yet: they go with the next commit (null deletes). */
+  private readonly pending = new Map<string, string | null>();
+  private since = '';
+  private pendingCommits: Promise<void> = Promise.resolve();
   private readonly hooks: ConnectedHook[] = [];
   private stopped = false;
   private reconnecting = false;
@@ -72,7 +80,7 @@ export class HostLease {
     this.records.set(key, value);
     try {
       // Unguarded: the commit applies or throws (a lease lost meanwhile is an error, not null).
-      await this.deps.cluster.commit([{ key, value, lease }]);
+      await this.commitWithPending(lease, [{ key, value, lease }]);
     } catch (err) {
       if (this.records.get(key) === value) this.records.delete(key);
       throw err;
@@ -82,7 +90,53 @@ export class HostLease {
   /** Forgets a record first (a reconnect does not bring it back), then deletes it. */
   async drop(key: string): Promise<void> {
     this.records.delete(key);
-    await this.deps.cluster.commit([{ key, value: null }]);
+    await this.commitWithPending(this.lease, [{ key, value: null }]);
+  }
+
+  /**
+   * This host has a network on the segment (or no longer has): its liveness key and anchor change with the next
+   * commit (flush, or a record's put or drop), and after every reconnect.
+   */
+  joinSegment(segment: string): void {
+    if (this.segments.has(segment)) return;
+    this.segments.add(segment);
+    this.records.set(K.anchor(segment, this.deps.hostId), '');
+    this.pending.set(K.anchor(segment, this.deps.hostId), '');
+    this.pending.set(K.host(this.deps.hostId), this.liveness());
+  }
+
+  leaveSegment(segment: string): void {
+    if (!this.segments.delete(segment)) return;
+    this.records.delete(K.anchor(segment, this.deps.hostId));
+    this.pending.set(K.anchor(segment, this.deps.hostId), null);
+    this.pending.set(K.host(this.deps.hostId), this.liveness());
+  }
+
+  /** Writes the pending liveness and anchor changes now; without a lease they wait for the next connect. */
+  async flush(): Promise<void> {
+    if (this.lease && this.pending.size) await this.commitWithPending(this.lease, []);
+  }
+
+  private liveness(): string {
+    return encode({ vtep: this.deps.vtep, since: this.since, segments: [...this.segments].sort() });
+  }
+
+  /**
+   * `writes` with the pending changes, in one commit; those stay pending if it fails. Commits that carry pending
+   * changes go one at a time, so an older liveness value cannot land after a newer one.
+   */
+  private async commitWithPending(lease: Lease | undefined, writes: Write[]): Promise<void> {
+    if (!lease || !this.pending.size) {
+      await this.deps.cluster.commit(writes);
+      return;
+    }
+    const run = this.pendingCommits.then(async () => {
+      const extra = [...this.pending];
+      await this.deps.cluster.commit([...writes, ...extra.map(([key, value]) => ({ key, value, lease: value === null ? undefined : lease }))]);
+      for (const [key, value] of extra) if (this.pending.get(key) === value) this.pending.delete(key);
+    });
+    this.pendingCommits = run.catch(() => undefined);
+    await run;
   }
 
   /** Connects now, or keeps trying in the background when the store does not answer. */
@@ -106,8 +160,10 @@ export class HostLease {
   /** A new lease, the liveness key and every record under it, then the hooks (the watches of the others' records). */
   private async connect(): Promise<void> {
     const lease = await this.deps.cluster.grantLease(this.deps.ttlSeconds);
-    const liveness = encode({ vtep: this.deps.vtep, since: new Date().toISOString() });
-    const writes: Write[] = [{ key: K.host(this.deps.hostId), value: liveness, lease }];
+    this.since = new Date().toISOString();
+    // Everything pending is in these writes (a dropped anchor of an old lease goes with it, or as a stale record).
+    this.pending.clear();
+    const writes: Write[] = [{ key: K.host(this.deps.hostId), value: this.liveness(), lease }];
     for (const [key, value] of this.records) writes.push({ key, value, lease });
     const revision = await commitInBatches(this.deps.cluster, writes);
     this.lease = lease;

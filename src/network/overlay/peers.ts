@@ -5,7 +5,8 @@ import type { Logger } from '../../log.js';
 import { decode } from '../../store/records.js';
 import type { Entry, WatchEvent } from '../../store/types.js';
 import type { Datapath } from '../datapath.js';
-import { K, parseEndpointKey, type PublishedEndpoint } from './keys.js';
+import { K, parseAnchorKey, parseEndpointKey, type PublishedEndpoint } from './keys.js';
+import type { HostSegments } from './live-hosts.js';
 import { desiredEntries, diffEntries, type Entries, type RemoteEndpoint } from './plan.js';
 import type { HostRecords } from './watch.js';
 
@@ -27,10 +28,32 @@ export class Peers implements HostRecords {
   private readonly programmed = new Map<string, Entries>(); // device -> entries in the kernel
   private queue: Promise<void> = Promise.resolve();
 
-  constructor(private readonly deps: { kernel: Datapath; log: Logger }) {}
+  constructor(private readonly deps: { kernel: Datapath; log: Logger; live?: { hosts(): ReadonlyMap<string, HostSegments> } }) {}
 
+  /** The host of an endpoint record or of an anchor (so that this host's stale anchors are deleted too). */
   hostOf(key: string): string | undefined {
-    return parseEndpointKey(key)?.host;
+    return (parseEndpointKey(key) ?? parseAnchorKey(key))?.host;
+  }
+
+  /**
+   * Each other live host's records on each local segment it has too (all local segments for a host whose liveness
+   * key does not list them).
+   */
+  partitions(): string[] {
+    const out: string[] = [];
+    for (const [host, segments] of this.deps.live?.hosts() ?? []) {
+      for (const segment of this.local.keys()) if (!segments || segments.has(segment)) out.push(K.anchor(segment, host));
+    }
+    return out;
+  }
+
+  forget(partition: string): void {
+    const p = parseAnchorKey(partition);
+    const remotes = p && this.remotes.get(p.segment);
+    if (!p || !remotes) return;
+    let gone = 0;
+    for (const [key, r] of remotes) if (r.host === p.host && remotes.delete(key)) gone++;
+    if (gone) void this.reprogram(p.segment);
   }
 
   /** A local VXLAN device for `segment` (known at start, or just made): the others' endpoints go into it. */

@@ -1,5 +1,9 @@
 // The other hosts' records, one kind per prefix: a full listing after every (re)connect, then a watch from
 // the revision this host's own records were written at. This host's stale records are deleted on the way.
+//
+// Where a watch reads its whole prefix again at every change (Consul), a kind with many records per host watches
+// narrower prefixes instead, which it names (`partitions`: Peers, one per other host and local segment), so that a
+// change costs each other host a read of the changed host's records there, not of the whole cluster's.
 import type { Logger } from '../../log.js';
 import { commitInBatches, type Entry, type Store, type Watch, type WatchEvent } from '../../store/types.js';
 import type { HostLease } from './lease.js';
@@ -14,11 +18,21 @@ export interface HostRecords {
   reset(entries: Entry[]): Promise<void>;
   /** One change to another host's record, in revision order. */
   change(event: WatchEvent): void;
+  /** Where watches re-read their prefix: the prefixes below `prefix` that hold every record this host needs now. */
+  partitions?(): string[];
+  /** A partition watched no longer (or about to be listed afresh): forget what it held. */
+  forget?(partition: string): void;
+}
+
+interface Watched {
+  kind: HostRecords;
+  /** Prefix (the kind's own, or each partition) -> its watch. */
+  watches: Map<string, Watch>;
 }
 
 export class HostRecordWatch {
-  private readonly kinds: HostRecords[] = [];
-  private readonly watches = new Map<string, Watch>();
+  private readonly kinds: Watched[] = [];
+  private connected = false;
 
   constructor(private readonly deps: { cluster: Store; hostId: string; lease: HostLease; log: Logger }) {
     deps.lease.onConnected((revision) => this.resync(revision));
@@ -26,21 +40,59 @@ export class HostRecordWatch {
 
   /** Before HostLease.start: a kind added later is first listed at the next reconnect. */
   add(kind: HostRecords): void {
-    this.kinds.push(kind);
+    this.kinds.push({ kind, watches: new Map() });
   }
 
   close(): void {
-    for (const w of this.watches.values()) w.close();
-    this.watches.clear();
+    this.connected = false;
+    for (const w of this.kinds) this.closeAll(w);
+  }
+
+  /**
+   * A kind's partitions may have changed (hosts came or went, segments were joined or left): watches start on the
+   * new ones, from their current records, and stop on the old ones, whose records the kind forgets.
+   */
+  refresh(): void {
+    if (!this.connected) return;
+    for (const w of this.kinds) {
+      if (!this.partitioned(w.kind)) continue;
+      const want = new Set(w.kind.partitions!());
+      for (const [prefix, watch] of w.watches) {
+        if (want.has(prefix)) continue;
+        watch.close();
+        w.watches.delete(prefix);
+        w.kind.forget?.(prefix);
+      }
+      for (const prefix of want) {
+        if (w.watches.has(prefix)) continue;
+        w.kind.forget?.(prefix);
+        // From revision 0: the first answer reports every record there as a put.
+        w.watches.set(prefix, this.deps.cluster.watch(prefix, (ev) => this.dispatch(w.kind, ev), 0));
+      }
+    }
+  }
+
+  private partitioned(kind: HostRecords): boolean {
+    return this.deps.cluster.watchRereadsPrefix && kind.partitions !== undefined;
   }
 
   private async resync(revision: number): Promise<void> {
-    for (const kind of this.kinds) {
-      const others = await this.dropStale(kind, await this.deps.cluster.list(kind.prefix));
-      await kind.reset(others);
-      this.watches.get(kind.prefix)?.close();
-      this.watches.set(kind.prefix, this.deps.cluster.watch(kind.prefix, (ev) => this.dispatch(kind, ev), revision));
+    this.connected = false;
+    for (const w of this.kinds) {
+      const others = await this.dropStale(w.kind, await this.deps.cluster.list(w.kind.prefix));
+      await w.kind.reset(others);
+      this.closeAll(w);
+      const prefixes = this.partitioned(w.kind) ? w.kind.partitions!() : [w.kind.prefix];
+      for (const prefix of prefixes) w.watches.set(prefix, this.deps.cluster.watch(prefix, (ev) => this.dispatch(w.kind, ev), revision));
     }
+    this.connected = true;
+    // Kinds reset after a partitioned one (the hosts it watches come from LiveHosts) may have changed its partitions.
+    this.refresh();
+  }
+
+  private closeAll(w: Watched): void {
+    for (const watch of w.watches.values()) watch.close();
+    w.watches.clear();
   }
 
   /** Deletes this host's records the lease does not hold (left by a crash); returns the other hosts' records. */
