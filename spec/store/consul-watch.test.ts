@@ -1,6 +1,7 @@
 // knit's Consul watch on an empty prefix: Consul answers such a blocking query early on any write anywhere (an empty
 // 404 with the cluster-wide index, docs/store.md), and the watch must take each of those as "still empty".
 import { openConsulStore } from '../../src/store/consul.js';
+import { Mirror } from '../../src/names/mirror.js';
 import { put, remove, type Store, type WatchEvent } from '../../src/store/types.js';
 import { startConsulServer, type ConsulTestServer } from '../support/consul-server.js';
 import { until } from './contract.js';
@@ -71,5 +72,24 @@ describe('consul watch on an empty prefix', () => {
     watch.close();
     expect(idle - settled).toBeLessThanOrEqual(1);
     expect(brief(events)).toEqual(['put gone/k', 'delete gone/k', 'put gone/k']);
+  });
+
+  test('a names mirror on an empty prefix marks it, and writes elsewhere then wake it no more; the marker is no entry', async () => {
+    const seen: string[] = [];
+    const mirror = new Mirror(store, 'names/', (k) => seen.push(k));
+    await mirror.start();
+    await sleep(300);
+    const before = await srv.kvReads();
+    await writeElsewhere('d');
+    await sleep(300);
+    const after = await srv.kvReads();
+    // Positive control: a record under the prefix still arrives.
+    await put(store, 'names/n/h/e1', '{"v":1}');
+    await until('the name record in the mirror', () => mirror.entries.has('names/n/h/e1'));
+    mirror.close();
+    expect(await store.get('names/')).toBeDefined();
+    expect(after - before).toBeLessThanOrEqual(1);
+    expect([...mirror.entries.keys()]).toEqual(['names/n/h/e1']);
+    expect(seen).toEqual(['names/n/h/e1']);
   });
 });

@@ -1,4 +1,5 @@
 // An in-memory copy of every key below a prefix, kept current by a watch: what the resolver answers from.
+import { markPrefix } from '../store/prefix-marker.js';
 import type { Store, Watch, WatchEvent } from '../store/types.js';
 
 export class Mirror {
@@ -21,6 +22,7 @@ export class Mirror {
    * between. Per key the newer revision wins.
    */
   async start(): Promise<void> {
+    await markPrefix(this.store, this.prefix);
     const first = await this.store.list(this.prefix);
     this.load(first);
     const newest = Math.max(0, ...first.map((e) => e.revision));
@@ -61,6 +63,8 @@ export class Mirror {
   }
 
   private set(key: string, value: string, revision: number): void {
+    // The prefix's own marker (markPrefix) is no entry.
+    if (key === this.prefix) return;
     const before = this.entries.get(key)?.value;
     this.entries.set(key, { value, revision });
     if (before !== value) this.onChange(key, value);

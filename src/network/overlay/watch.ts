@@ -5,6 +5,7 @@
 // narrower prefixes instead, which it names (`partitions`: Peers, one per other host and local segment), so that a
 // change costs each other host a read of the changed host's records there, not of the whole cluster's.
 import type { Logger } from '../../log.js';
+import { markPrefix } from '../../store/prefix-marker.js';
 import { commitInBatches, type Entry, type Store, type Watch, type WatchEvent } from '../../store/types.js';
 import type { HostLease } from './lease.js';
 
@@ -82,6 +83,7 @@ export class HostRecordWatch {
       const others = await this.dropStale(w.kind, await this.deps.cluster.list(w.kind.prefix));
       await w.kind.reset(others);
       this.closeAll(w);
+      if (!this.partitioned(w.kind)) await markPrefix(this.deps.cluster, w.kind.prefix);
       const prefixes = this.partitioned(w.kind) ? w.kind.partitions!() : [w.kind.prefix];
       for (const prefix of prefixes) w.watches.set(prefix, this.deps.cluster.watch(prefix, (ev) => this.dispatch(w.kind, ev), revision));
     }
