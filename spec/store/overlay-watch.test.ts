@@ -113,7 +113,13 @@ class Host {
 
   async start(segments: Array<(typeof SEGMENTS)[number]>): Promise<void> {
     await this.lease.start();
-    for (const s of segments) await this.overlay.attach(network(s));
+    for (const s of segments) await this.join(s);
+  }
+
+  /** What the driver does for a new overlay network: define (or join) the segment, then attach. */
+  async join(s: (typeof SEGMENTS)[number]): Promise<void> {
+    await this.overlay.defineSegment({ ipv4: [{ subnet: s.subnet }], vni: s.vni });
+    await this.overlay.attach(network(s));
   }
 
   /** Publishes an endpoint; returns its MAC. */
@@ -145,9 +151,11 @@ describe.each(backends)('overlay endpoints through the %s store', (_name, open) 
       const a = await host('aaaa', [s1, s2]);
       const b = await host('bbbb', [s1, s2]);
       const c = await host('cccc', [s2]);
-      // The liveness key lists each host's segments; an anchor marks each.
-      expect(decode<{ segments: string[] }>((await (await backend.client()).get(K.host('cccc')))!).segments).toEqual([s2.sk]);
-      expect(await (await backend.client()).get(K.anchor(s2.sk, 'cccc'))).toBeDefined();
+      // Each segment record lists its hosts; each host's anchor marks its place there.
+      const reader = await backend.client();
+      expect(decode<{ hosts: string[] }>((await reader.get(K.segment(s2.sk)))!).hosts).toEqual(['aaaa', 'bbbb', 'cccc']);
+      expect(await reader.get(K.anchor(s2.sk, 'cccc'))).toBeDefined();
+      expect(await reader.get(K.anchor(s1.sk, 'cccc'))).toBeUndefined();
 
       const a1 = await a.endpoint(s1);
       const a2 = await a.endpoint(s2);
@@ -159,7 +167,7 @@ describe.each(backends)('overlay endpoints through the %s store', (_name, open) 
       expect(c.programmed(s1)).toEqual([]);
 
       // c joins s1 later: it gets what is there already, then what follows.
-      await c.overlay.attach(network(s1));
+      await c.join(s1);
       await until('c has a\'s endpoint on s1 after joining it', () => c.programmed(s1).join() === a1);
       const b1 = await b.endpoint(s1);
       await until('c has b\'s new endpoint on s1', () => c.programmed(s1).join() === [a1, b1].sort().join());
@@ -198,6 +206,15 @@ test('on Consul a change is read by each other host as the changed host\'s recor
     await until('b has c\'s endpoints', () => b.programmed(s1).length + b.programmed(s2).length === 20);
     await until('a has c\'s endpoints on s1', () => a.programmed(s1).length === 10);
     await new Promise((resolve) => setTimeout(resolve, 500));
+    const reader0 = await openConsulStore({ host: consul.host, port: consul.port });
+    cleanups.unshift(() => reader0.close());
+
+    // Writes elsewhere wake no watch: every watched prefix holds a key (an empty one would answer at each write,
+    // as a prefix of a host without the segment would: a has no network on s2, and nobody watches a there).
+    const quiet = await consul.kvReads();
+    for (let i = 0; i < 20; i++) await reader0.commit([{ key: `elsewhere/${i}`, value: 'x' }]);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await consul.kvReads()) - quiet).toBeLessThanOrEqual(2);
 
     // What one whole-prefix read costs: a watch on every endpoint record would make each other host pay it.
     const reader = await openConsulStore({ host: consul.host, port: consul.port });

@@ -26,21 +26,14 @@ describe('LiveHosts', () => {
     expect([live.others(), live.leads()]).toEqual([1, true]);
   });
 
-  test('each host\'s segments come from its liveness key (none listed: a knit from before); every change is told', async () => {
+  test('every listing and change is told to the listeners, with the live hosts as they now are', async () => {
     const live = new LiveHosts('bb');
-    let told = 0;
-    live.onChange(() => told++);
-    await live.reset([
-      { key: 'hosts/aa', value: '{"v":1,"segments":["10.1.0.0_16","10.2.0.0_16"]}', revision: 1 },
-      { key: 'hosts/cc', value: '{"v":1}', revision: 1 },
-      { key: 'hosts/dd', value: 'not json', revision: 1 },
-    ]);
-    const seen = () => Object.fromEntries([...live.hosts()].map(([h, s]) => [h, s ? [...s] : 'unknown']));
-    expect(seen()).toEqual({ aa: ['10.1.0.0_16', '10.2.0.0_16'], cc: 'unknown', dd: 'unknown' });
-    live.change({ type: 'put', key: 'hosts/cc', value: '{"v":1,"segments":[]}', revision: 2 });
+    const told: string[][] = [];
+    live.onChange(() => told.push([...live.hosts()].sort()));
+    await live.reset([entry('hosts/aa'), entry('hosts/bb'), entry('hosts/cc')]);
+    live.change({ type: 'put', key: 'hosts/dd', value: '{}', revision: 2 });
     live.change({ type: 'delete', key: 'hosts/aa', revision: 3 });
-    expect(seen()).toEqual({ cc: [], dd: 'unknown' });
-    expect(told).toBe(3);
+    expect(told).toEqual([['aa', 'cc'], ['aa', 'cc', 'dd'], ['cc', 'dd']]);
   });
 });
 

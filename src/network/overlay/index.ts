@@ -25,6 +25,7 @@ import { endpointKey, endpointValue } from './publication.js';
 import { Segments, type SegmentSpec } from './segments.js';
 import type { HostRecordWatch } from './watch.js';
 import type { LiveHosts } from './live-hosts.js';
+import { SegmentMembers } from './members.js';
 import type { Tunnel } from './tunnel.js';
 
 export interface OverlayDeps {
@@ -36,8 +37,8 @@ export interface OverlayDeps {
   log: Logger;
   lease: HostLease;
   watch: HostRecordWatch;
-  /** The other live hosts and their segments (with a cluster store): where watches re-read their prefix, only
-   * their records on this host's segments are watched. */
+  /** The other live hosts (with a cluster store): where watches re-read their prefix, each one's records on each
+   * shared segment are watched apart. */
   live?: LiveHosts;
   /** Encrypted overlays' WireGuard tunnel (made before the Overlay, which it does not need). */
   tunnel: Tunnel;
@@ -55,7 +56,9 @@ export class Overlay {
 
   constructor(private readonly deps: OverlayDeps) {
     this.segments = new Segments(deps);
-    this.peers = new Peers(deps);
+    // Only where watches re-read their prefix are the others' endpoints watched per host and segment.
+    const members = deps.cluster.watchRereadsPrefix && deps.live ? new SegmentMembers({ cluster: deps.cluster, onChange: () => deps.watch.refresh() }) : undefined;
+    this.peers = new Peers({ ...deps, members });
     deps.watch.add(this.peers);
   }
 
@@ -94,8 +97,8 @@ export class Overlay {
   }
 
   /**
-   * A local overlay network now exists: program what the other hosts publish for its segment, and list the segment
-   * in this host's liveness key (now if the store answers, else with the next record or reconnect).
+   * A local overlay network now exists: program what the other hosts publish for its segment, and write this host's
+   * anchor there (now if the store answers, else with the next record or reconnect).
    */
   async attach(net: NetworkRecord): Promise<void> {
     this.deps.lease.joinSegment(segmentKey(net));
@@ -112,7 +115,7 @@ export class Overlay {
   }
 
   private async flush(): Promise<void> {
-    await this.deps.lease.flush().catch((err) => void this.deps.log.warn('the liveness key could not list this host\'s segments yet; it will with the next write', { error: describe(err) }));
+    await this.deps.lease.flush().catch((err) => void this.deps.log.warn('this host\'s anchor on a segment could not be written yet; it will be with the next write', { error: describe(err) }));
   }
 
   /** An encrypted overlay's endpoints are published with this host's tunnel address as their VTEP. */

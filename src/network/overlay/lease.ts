@@ -1,7 +1,7 @@
 // This host's lease in the cluster store: its liveness key and every record it publishes live under it, and
 // are written again under a new lease after an outage. Records of any kind (endpoints, names, keys) use it.
-// The liveness key also lists the overlay segments this host has a network on, each with an anchor record, so
-// that where a watch costs its whole prefix (Consul) the others watch only this host's records on their segments.
+// Each overlay segment this host has a network on also gets an anchor record under the lease (K.anchor), so that
+// the prefix of this host's endpoints there, which other hosts watch on Consul, is never empty.
 import { describe, unavailable } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { encode } from '../../store/records.js';
@@ -28,6 +28,8 @@ export interface LeaseStats {
 /** Run after every (re)connect, in the order added, with the revision the host's records were written at. */
 export type ConnectedHook = (revision: number) => Promise<void>;
 
+/** An anchor's value: nothing to say, but a record like any other. */
+const ANCHOR = encode({});
 const RETRY_FIRST_MS = 1_000;
 const RETRY_MS = 2_000;
 
@@ -35,11 +37,10 @@ export class HostLease {
   private lease?: Lease;
   /** Store key -> value of every record this host publishes: re-written under each new lease. */
   private readonly records = new Map<string, string>();
-  /** The overlay segments this host has a network on (its liveness key lists them). */
+  /** The overlay segments this host has a network on (each has an anchor). */
   private readonly segments = new Set<string>();
-  /** Changes to the liveness key and anchors not in the store yet: they go with the next commit (null deletes). */
+  /** Anchors made or dropped and not in the store yet: they go with the next commit (null deletes). */
   private readonly pending = new Map<string, string | null>();
-  private since = '';
   private pendingCommits: Promise<void> = Promise.resolve();
   private readonly hooks: ConnectedHook[] = [];
   private stopped = false;
@@ -94,36 +95,30 @@ export class HostLease {
   }
 
   /**
-   * This host has a network on the segment (or no longer has): its liveness key and anchor change with the next
-   * commit (flush, or a record's put or drop), and after every reconnect.
+   * This host has a network on the segment (or no longer has): its anchor is written (or deleted) with the next
+   * commit (flush, or a record's put or drop), and written again after every reconnect.
    */
   joinSegment(segment: string): void {
     if (this.segments.has(segment)) return;
     this.segments.add(segment);
-    this.records.set(K.anchor(segment, this.deps.hostId), '');
-    this.pending.set(K.anchor(segment, this.deps.hostId), '');
-    this.pending.set(K.host(this.deps.hostId), this.liveness());
+    this.records.set(K.anchor(segment, this.deps.hostId), ANCHOR);
+    this.pending.set(K.anchor(segment, this.deps.hostId), ANCHOR);
   }
 
   leaveSegment(segment: string): void {
     if (!this.segments.delete(segment)) return;
     this.records.delete(K.anchor(segment, this.deps.hostId));
     this.pending.set(K.anchor(segment, this.deps.hostId), null);
-    this.pending.set(K.host(this.deps.hostId), this.liveness());
   }
 
-  /** Writes the pending liveness and anchor changes now; without a lease they wait for the next connect. */
+  /** Writes the pending anchor changes now; without a lease they wait for the next connect. */
   async flush(): Promise<void> {
     if (this.lease && this.pending.size) await this.commitWithPending(this.lease, []);
   }
 
-  private liveness(): string {
-    return encode({ vtep: this.deps.vtep, since: this.since, segments: [...this.segments].sort() });
-  }
-
   /**
    * `writes` with the pending changes, in one commit; those stay pending if it fails. Commits that carry pending
-   * changes go one at a time, so an older liveness value cannot land after a newer one.
+   * changes go one at a time, so a segment joined and left at once ends with its anchor deleted.
    */
   private async commitWithPending(lease: Lease | undefined, writes: Write[]): Promise<void> {
     if (!lease || !this.pending.size) {
@@ -160,10 +155,10 @@ export class HostLease {
   /** A new lease, the liveness key and every record under it, then the hooks (the watches of the others' records). */
   private async connect(): Promise<void> {
     const lease = await this.deps.cluster.grantLease(this.deps.ttlSeconds);
-    this.since = new Date().toISOString();
+    const liveness = encode({ vtep: this.deps.vtep, since: new Date().toISOString() });
     // Everything pending is in these writes (a dropped anchor of an old lease goes with it, or as a stale record).
     this.pending.clear();
-    const writes: Write[] = [{ key: K.host(this.deps.hostId), value: this.liveness(), lease }];
+    const writes: Write[] = [{ key: K.host(this.deps.hostId), value: liveness, lease }];
     for (const [key, value] of this.records) writes.push({ key, value, lease });
     const revision = await commitInBatches(this.deps.cluster, writes);
     this.lease = lease;

@@ -3,29 +3,24 @@
 // it alone looks for lost hosts at every tick, so the idle load on the store grows with the hosts, not with
 // their square. Leading is a matter of load only: the checks are compare-and-set, so two hosts that both
 // believe they lead (a watch running late) are as safe as one.
-// Each liveness key also lists its host's overlay segments (HostLease), which Peers uses to choose what to watch.
-import { decode } from '../../store/records.js';
 import type { Entry, WatchEvent } from '../../store/types.js';
 import { K } from './keys.js';
 import type { HostRecords } from './watch.js';
 
-/** A host's overlay segments, or undefined when its liveness key does not list them (a knit from before). */
-export type HostSegments = ReadonlySet<string> | undefined;
-
 export class LiveHosts implements HostRecords {
   readonly prefix = K.hosts;
-  private live = new Map<string, HostSegments>();
-  private listeners: Array<() => void> = [];
+  private live = new Set<string>();
+  private readonly listeners: Array<() => void> = [];
 
   constructor(private readonly hostId: string) {}
 
-  /** Called after every change to the set of hosts or to their segments. */
+  /** Called after every listing and every change (Peers' watches follow the live hosts on Consul). */
   onChange(listener: () => void): void {
     this.listeners.push(listener);
   }
 
-  /** The other live hosts and their segments, as last heard. */
-  hosts(): ReadonlyMap<string, HostSegments> {
+  /** The other live hosts, as last heard. */
+  hosts(): ReadonlySet<string> {
     return this.live;
   }
 
@@ -39,24 +34,21 @@ export class LiveHosts implements HostRecords {
   }
 
   async reset(entries: Entry[]): Promise<void> {
-    this.live = new Map(entries.flatMap((e) => {
-      const id = this.hostOf(e.key);
-      return id ? [[id, segmentsOf(e)] as const] : [];
-    }));
+    this.live = new Set(entries.flatMap((e) => this.hostOf(e.key) ?? []));
     this.changed();
   }
 
   change(event: WatchEvent): void {
     const id = this.hostOf(event.key);
     if (!id) return;
-    if (event.type === 'put') this.live.set(id, segmentsOf(event));
+    if (event.type === 'put') this.live.add(id);
     else this.live.delete(id);
     this.changed();
   }
 
   /** Whether no live host has a lower ID than this one's (so this host leads the liveness checks). */
   leads(): boolean {
-    for (const id of this.live.keys()) if (id < this.hostId) return false;
+    for (const id of this.live) if (id < this.hostId) return false;
     return true;
   }
 
@@ -67,14 +59,5 @@ export class LiveHosts implements HostRecords {
 
   private changed(): void {
     for (const listener of this.listeners) listener();
-  }
-}
-
-function segmentsOf(e: { key: string; value: string }): HostSegments {
-  try {
-    const segments = decode<{ segments?: unknown }>({ ...e, revision: 0 }).segments;
-    return Array.isArray(segments) ? new Set(segments.filter((s): s is string => typeof s === 'string')) : undefined;
-  } catch {
-    return undefined;
   }
 }

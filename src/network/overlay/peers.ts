@@ -6,7 +6,7 @@ import { decode } from '../../store/records.js';
 import type { Entry, WatchEvent } from '../../store/types.js';
 import type { Datapath } from '../datapath.js';
 import { K, parseAnchorKey, parseEndpointKey, type PublishedEndpoint } from './keys.js';
-import type { HostSegments } from './live-hosts.js';
+import type { SegmentMembers } from './members.js';
 import { desiredEntries, diffEntries, type Entries, type RemoteEndpoint } from './plan.js';
 import type { HostRecords } from './watch.js';
 
@@ -28,7 +28,7 @@ export class Peers implements HostRecords {
   private readonly programmed = new Map<string, Entries>(); // device -> entries in the kernel
   private queue: Promise<void> = Promise.resolve();
 
-  constructor(private readonly deps: { kernel: Datapath; log: Logger; live?: { hosts(): ReadonlyMap<string, HostSegments> } }) {}
+  constructor(private readonly deps: { kernel: Datapath; log: Logger; live?: { hosts(): ReadonlySet<string> }; members?: SegmentMembers }) {}
 
   /** The host of an endpoint record or of an anchor (so that this host's stale anchors are deleted too). */
   hostOf(key: string): string | undefined {
@@ -36,13 +36,14 @@ export class Peers implements HostRecords {
   }
 
   /**
-   * Each other live host's records on each local segment it has too (all local segments for a host whose liveness
-   * key does not list them).
+   * The records of each other live host on each local segment its record lists it on (every live host for a
+   * segment whose record lists none).
    */
   partitions(): string[] {
     const out: string[] = [];
-    for (const [host, segments] of this.deps.live?.hosts() ?? []) {
-      for (const segment of this.local.keys()) if (!segments || segments.has(segment)) out.push(K.anchor(segment, host));
+    for (const segment of this.local.keys()) {
+      const members = this.deps.members?.of(segment);
+      for (const host of this.deps.live?.hosts() ?? []) if (!members || members.has(host)) out.push(K.anchor(segment, host));
     }
     return out;
   }
@@ -59,16 +60,19 @@ export class Peers implements HostRecords {
   /** A local VXLAN device for `segment` (known at start, or just made): the others' endpoints go into it. */
   attach(segment: string, device: string): Promise<void> {
     this.local.set(segment, device);
+    this.deps.members?.follow(segment);
     return this.reprogram(segment);
   }
 
   /** Known at start: programmed at the first reset, with everything else. */
   adopt(segment: string, device: string): void {
     this.local.set(segment, device);
+    this.deps.members?.follow(segment);
   }
 
   detach(segment: string, device: string): void {
     this.local.delete(segment);
+    this.deps.members?.unfollow(segment);
     this.programmed.delete(device);
   }
 
