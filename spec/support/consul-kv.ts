@@ -27,16 +27,39 @@ const equal = (a: DirEntry, b: DirEntry): boolean =>
   a.lockIndex === b.lockIndex && a.key === b.key && a.flags === b.flags && a.session === b.session && sameValue(a.value, b.value);
 
 export class KvTables {
+  /** Change them through put, remove and bury, which keep the sorted indexes below (Consul's radix tree) right. */
   readonly entries = new Map<string, DirEntry>();
+  /** Oldest first (bury moves a key to the end), so reaping stops at the first one still young. */
   readonly tombstones = new Map<string, Tombstone>();
   /** max(index of the kvs table, index of the tombstones table): the last KV insert or delete anywhere. */
   tableIndex = 0;
+  private readonly entryKeys = new SortedKeys();
+  private readonly stoneKeys = new SortedKeys();
 
   constructor(private readonly tombstoneTtlMs: number) {}
 
+  put(entry: DirEntry): void {
+    if (!this.entries.has(entry.key)) this.entryKeys.add(entry.key);
+    this.entries.set(entry.key, entry);
+  }
+
+  remove(key: string): void {
+    if (this.entries.delete(key)) this.entryKeys.remove(key);
+  }
+
+  bury(key: string, index: number, at: number): void {
+    if (this.tombstones.delete(key)) this.stoneKeys.remove(key);
+    this.tombstones.set(key, { index, at });
+    this.stoneKeys.add(key);
+  }
+
   /** Consul reaps tombstones after TombstoneTTL; a prefix's index may then go backwards, as documented. */
   reap(now = Date.now()): void {
-    for (const [key, stone] of this.tombstones) if (now - stone.at >= this.tombstoneTtlMs) this.tombstones.delete(key);
+    for (const [key, stone] of this.tombstones) {
+      if (now - stone.at < this.tombstoneTtlMs) break;
+      this.tombstones.delete(key);
+      this.stoneKeys.remove(key);
+    }
   }
 
   /** KVS.Get: a present key reports its ModifyIndex, a missing one the table-wide index. */
@@ -48,10 +71,11 @@ export class KvTables {
   /** KVS.List: max(ModifyIndex under the prefix, tombstones under it), else the table-wide index. */
   list(prefix: string): { index: number; entries: DirEntry[] } {
     this.reap();
-    const entries = [...this.entries.values()].filter((e) => e.key.startsWith(prefix)).sort((a, b) => compareBytes(a.key, b.key));
+    const entries = this.entryKeys.under(prefix).map((k) => this.entries.get(k)!);
     if (prefix === '') return { index: this.tableIndex, entries };
-    let index = Math.max(0, ...entries.map((e) => e.modifyIndex));
-    for (const [key, stone] of this.tombstones) if (key.startsWith(prefix)) index = Math.max(index, stone.index);
+    let index = 0;
+    for (const e of entries) index = Math.max(index, e.modifyIndex);
+    for (const key of this.stoneKeys.under(prefix)) index = Math.max(index, this.tombstones.get(key)!.index);
     return { index: index || this.tableIndex, entries };
   }
 
@@ -68,8 +92,53 @@ export class KvTables {
   }
 }
 
-/** Radix order: keys compare as bytes, not as UTF-16 code units. */
-export const compareBytes = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+/**
+ * Radix order: keys compare as bytes (UTF-8), not as UTF-16 code units. The two orders agree but where a surrogate
+ * (a character beyond U+FFFF) meets U+E000..U+FFFF, so only then are the bytes compared.
+ */
+export function compareBytes(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 || y >= 0xd800) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** Keys in radix order, for prefix ranges in O(log n + k). */
+class SortedKeys {
+  private readonly keys: string[] = [];
+
+  add(key: string): void {
+    this.keys.splice(this.lowerBound(key), 0, key);
+  }
+
+  remove(key: string): void {
+    const i = this.lowerBound(key);
+    if (this.keys[i] === key) this.keys.splice(i, 1);
+  }
+
+  /** Every key that starts with `prefix`, in order: they are contiguous from the first key not below it. */
+  under(prefix: string): string[] {
+    const out: string[] = [];
+    for (let i = this.lowerBound(prefix); i < this.keys.length && this.keys[i].startsWith(prefix); i++) out.push(this.keys[i]);
+    return out;
+  }
+
+  private lowerBound(key: string): number {
+    let lo = 0;
+    let hi = this.keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compareBytes(this.keys[mid], key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
 
 /** One write transaction: changes stay in an overlay until commit, so a failed txn leaves nothing behind. */
 export class KvTx {
@@ -92,7 +161,7 @@ export class KvTx {
   }
 
   keysUnder(prefix: string): string[] {
-    const keys = new Set([...this.tables.entries.keys(), ...this.changes.keys()]);
+    const keys = new Set([...this.tables.list(prefix).entries.map((e) => e.key), ...this.changes.keys()]);
     return [...keys].filter((k) => k.startsWith(prefix) && this.get(k)).sort(compareBytes);
   }
 
@@ -166,10 +235,10 @@ export class KvTx {
   /** Applies the overlay; returns the keys whose entries changed, for blocking queries to wake on. */
   commit(now = Date.now()): string[] {
     for (const [key, entry] of this.changes) {
-      if (entry) this.tables.entries.set(key, entry);
-      else this.tables.entries.delete(key);
+      if (entry) this.tables.put(entry);
+      else this.tables.remove(key);
     }
-    for (const [key, index] of this.graves) this.tables.tombstones.set(key, { index, at: now });
+    for (const [key, index] of this.graves) this.tables.bury(key, index, now);
     if (this.touchedTable) this.tables.tableIndex = this.idx;
     return [...this.changes.keys(), ...this.graves.keys()];
   }
