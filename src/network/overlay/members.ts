@@ -36,11 +36,6 @@ export class SegmentMembers {
     return this.members.has(segment) ? this.members.get(segment) : NONE;
   }
 
-  close(): void {
-    for (const w of this.watches.values()) w.close();
-    this.watches.clear();
-  }
-
   private apply(segment: string, ev: WatchEvent): void {
     // The watch is on a prefix: a longer key that starts with this one is another segment's.
     if (ev.key !== K.segment(segment) || !this.watches.has(segment)) return;

@@ -21,7 +21,7 @@ export interface HostRecords {
   change(event: WatchEvent): void;
   /** Where watches re-read their prefix: the prefixes below `prefix` that hold every record this host needs now. */
   partitions?(): string[];
-  /** A partition watched no longer (or about to be listed afresh): forget what it held. */
+  /** A partition watched no longer: forget what it held. */
   forget?(partition: string): void;
 }
 
@@ -29,11 +29,15 @@ interface Watched {
   kind: HostRecords;
   /** Prefix (the kind's own, or each partition) -> its watch. */
   watches: Map<string, Watch>;
+  /** Partitions whose records the kind forgot since the last listing: watched again from revision 0. */
+  forgotten: Set<string>;
 }
 
 export class HostRecordWatch {
   private readonly kinds: Watched[] = [];
   private connected = false;
+  /** The revision of the last listing: what each kind knows is exact up to it. */
+  private revision = 0;
 
   constructor(private readonly deps: { cluster: Store; hostId: string; lease: HostLease; log: Logger }) {
     deps.lease.onConnected((revision) => this.resync(revision));
@@ -41,7 +45,7 @@ export class HostRecordWatch {
 
   /** Before HostLease.start: a kind added later is first listed at the next reconnect. */
   add(kind: HostRecords): void {
-    this.kinds.push({ kind, watches: new Map() });
+    this.kinds.push({ kind, watches: new Map(), forgotten: new Set() });
   }
 
   close(): void {
@@ -50,8 +54,9 @@ export class HostRecordWatch {
   }
 
   /**
-   * A kind's partitions may have changed (hosts came or went, segments were joined or left): watches start on the
-   * new ones, from their current records, and stop on the old ones, whose records the kind forgets.
+   * A kind's partitions may have changed (hosts came or went, segments were joined or left): watches stop on the old
+   * ones, whose records the kind forgets, and start on the new ones: from the last listing, which the kind knows
+   * (so nothing it holds is removed and added again), or from revision 0 for one it forgot since.
    */
   refresh(): void {
     if (!this.connected) return;
@@ -63,12 +68,13 @@ export class HostRecordWatch {
         watch.close();
         w.watches.delete(prefix);
         w.kind.forget?.(prefix);
+        w.forgotten.add(prefix);
       }
       for (const prefix of want) {
         if (w.watches.has(prefix)) continue;
-        w.kind.forget?.(prefix);
-        // From revision 0: the first answer reports every record there as a put.
-        w.watches.set(prefix, this.deps.cluster.watch(prefix, (ev) => this.dispatch(w.kind, ev), 0));
+        // From revision 0 the first answer reports every record there as a put.
+        const from = w.forgotten.delete(prefix) ? 0 : this.revision;
+        w.watches.set(prefix, this.deps.cluster.watch(prefix, (ev) => this.dispatch(w.kind, ev), from));
       }
     }
   }
@@ -79,7 +85,9 @@ export class HostRecordWatch {
 
   private async resync(revision: number): Promise<void> {
     this.connected = false;
+    this.revision = revision;
     for (const w of this.kinds) {
+      w.forgotten.clear();
       const others = await this.dropStale(w.kind, await this.deps.cluster.list(w.kind.prefix));
       await w.kind.reset(others);
       this.closeAll(w);
