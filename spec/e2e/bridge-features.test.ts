@@ -233,7 +233,18 @@ test('a crash in the middle of network creation leaves rules only for networks D
     // dockerd either replayed the call (the network exists) or released its pool (knit drops it).
     await waitFor('knit rules to match Docker networks', async () => JSON.stringify(await knitChains()) === JSON.stringify(await dockerKnitNets()), { timeoutMs: 15_000 });
   }
-  for (let i = 0; i < 3; i++) await host.docker(['network', 'rm', `crash${i}`], { reject: false });
-  await waitFor('every knit chain gone', async () => (await knitChains()).length === 0, { timeoutMs: 15_000 });
+  // One created without a crash, so that the removal below always has a chain to remove.
+  await create(['crash3']);
+  const crashed = async () => (await host.docker(['network', 'ls', '--no-trunc', '--filter', 'name=crash', '--format', '{{.ID}}'])).stdout.split('\n').filter(Boolean).map((id) => id.slice(0, 12));
+  const before = await crashed();
+  // Control: the chains of the networks that were created are there before they are removed.
+  expect(before.length).toBeGreaterThanOrEqual(1);
+  expect(await knitChains()).toEqual(expect.arrayContaining(before));
+  for (let i = 0; i < 4; i++) await host.docker(['network', 'rm', `crash${i}`], { reject: false });
+  // Only the crash networks' chains must go: another test's leftovers (if one failed) are not this test's.
+  await waitFor('the crash networks\' chains gone', async () => {
+    const chains = await knitChains();
+    return before.every((id) => !chains.includes(id)) && JSON.stringify(chains) === JSON.stringify(await dockerKnitNets());
+  }, { timeoutMs: 15_000 });
 });
 });

@@ -6,10 +6,13 @@ import { chrooted, dockerdArgv, execRoot, mountPlan, mountTargets, paths, type E
 import { ensureImage, loadImage } from './image.js';
 import { checkHostName, ENGINE_PATH, hostCgroup, hostDir, hostNetns, mountNsDir } from './layout.js';
 import { mountsUnder, nsIdentity, pidsInCgroup, pidsInNamespaces, signal, waitGone } from './reap.js';
-import { GiveUp, run, spawnLogged, waitFor, type RunOptions, type RunResult, type Spawned } from './proc.js';
+import { GiveUp, run, RunError, spawnLogged, waitFor, type RunOptions, type RunResult, type Spawned } from './proc.js';
 import { destroyHost, type Attachment } from './teardown.js';
 import { ensureChroot, SID, TRIXIE } from './chroot.js';
 import { connectHosts } from './underlay.js';
+
+/** runc's error when its init child died before the first handshake (nothing of the container ran yet). */
+const RUNC_INIT_DIED = /waiting for init preliminary setup/;
 
 export interface HostOptions {
   name: string;
@@ -75,8 +78,25 @@ export class Host {
     return this.daemon?.running() ? this.daemon.pid : undefined;
   }
 
-  docker(args: string[], opts: { timeoutMs?: number; reject?: boolean; input?: string } = {}): Promise<RunResult> {
-    return run(['docker', '-H', `unix://${paths(this.dir).sock}`, ...args], { timeoutMs: 60_000, ...opts });
+  async docker(args: string[], opts: { timeoutMs?: number; reject?: boolean; input?: string } = {}): Promise<RunResult> {
+    const argv = ['docker', '-H', `unix://${paths(this.dir).sock}`, ...args];
+    const once = () => run(argv, { timeoutMs: 60_000, ...opts });
+    // runc's init child can die before its first handshake on a loaded machine ("waiting for init preliminary
+    // setup"); that is before any network hook runs, so it says nothing about knit: the container is removed and the
+    // run tried once more, said in the log.
+    const initDied = (r: RunResult) => args[0] === 'run' && r.exitCode !== 0 && RUNC_INIT_DIED.test(r.stderr);
+    let first: RunResult;
+    try {
+      first = await once();
+    } catch (err) {
+      if (!(err instanceof RunError) || !initDied(err.result)) throw err;
+      first = err.result;
+    }
+    if (!initDied(first)) return first;
+    console.warn(`host ${this.name}: runc's init died starting a container, retrying once: ${first.stderr.trim().split('\n')[0]}`);
+    const at = args.indexOf('--name');
+    if (at > 0 && args[at + 1]) await run(['docker', '-H', `unix://${paths(this.dir).sock}`, 'rm', '-f', args[at + 1]], { reject: false });
+    return once();
   }
 
   /**
