@@ -213,19 +213,36 @@ async function dynamicPhase(c: Ctx): Promise<ClusterResult['dynamic']> {
   return { requests: c.bed.hosts.length * DYNAMIC_PER_HOST, txn, failures };
 }
 
+/** Consul: the KV read bytes by key area since `from`, largest first, for the progress log. */
+async function areaNote(bed: ClusterBed, from: Record<string, number>): Promise<{ now: Record<string, number>; note: string }> {
+  const now = (await bed.store.areas?.()) ?? {};
+  const rows = Object.entries(now).filter(([k]) => !['slowReplies', 'unanswered', 'connections', 'loopStalls', 'loopMaxMs'].includes(k)).map(([k, v]) => [k, v - (from[k] ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+  const slow = (now.slowReplies ?? 0) - (from.slowReplies ?? 0);
+  const note = rows.slice(0, 6).map(([k, v]) => `${k} ${(v / 2 ** 20).toFixed(1)} MiB`).join(', ');
+  const unanswered = (now.unanswered ?? 0) - (from.unanswered ?? 0);
+  const conns = (now.connections ?? 0) - (from.connections ?? 0);
+  return { now, note: note && `${note}; ${slow} requests answered after more than 1 s, ${unanswered} never; ${conns} new connections; server thread stalled ${(now.loopStalls ?? 0) - (from.loopStalls ?? 0)} times over 1 s (longest yet ${now.loopMaxMs ?? 0} ms)` };
+}
+
 export async function measureCluster(ctx: BenchContext, bed: ClusterBed, probeCount: number, probeBudgetMs: number): Promise<ClusterResult> {
   const n = bed.hosts.length;
   const ids = await KernelWatch.nsids(bed.hosts.map((h) => h.netns));
   const watch = KernelWatch.start();
+  let areas = await areaNote(bed, {});
+  const logAreas = async (phase: string) => {
+    areas = await areaNote(bed, areas.now);
+    if (areas.note) ctx.progress(`cluster ${n}: KV read bytes by area, ${phase}: ${areas.note}`);
+  };
+  if (areas.note) ctx.progress(`cluster ${n}: KV read bytes by area, hosts' start: ${areas.note}`);
   try {
     const afterStart = await sampleAll(bed);
     let t = Date.now();
-    const nets = await createOverlays(ctx, bed);
+    const nets = await createOverlays(ctx, bed).finally(() => logAreas('overlays'));
     const overlaysMs = Date.now() - t;
     const c: Ctx = { ctx, bed, watch, ids, nets };
     ctx.progress(`cluster ${n}: overlays made in ${Math.round(overlaysMs / 1000)} s; filling ${ENDPOINTS_PER_HOST} endpoints per host`);
     const f0 = await c.bed.store.counters();
-    const filled = await fill(c);
+    const filled = await fill(c).finally(() => logAreas('fill'));
     const fillStore = delta(f0, await c.bed.store.counters());
     const kernelCheck = await checkKernel(c);
     ctx.progress(`cluster ${n}: fill converged in ${Math.round(filled.ms / 1000)} s; ${kernelCheck}`);
@@ -233,12 +250,14 @@ export async function measureCluster(ctx: BenchContext, bed: ClusterBed, probeCo
     const [i0, c0] = [await c.bed.store.counters(), await sampleAll(bed)];
     t = Date.now();
     await sleep(IDLE_MS);
+    await logAreas('idle window');
     const [i1, c1] = [await c.bed.store.counters(), await sampleAll(bed)];
     const idle = { ms: Date.now() - t, store: delta(i0, i1), cpuMs: cpuOf(c1) - cpuOf(c0) };
     const rate = divide(idle.store, idle.ms);
     t = Date.now();
     const p = await probes(c, probeCount, Date.now() + probeBudgetMs);
     const probeMs = Date.now() - t;
+    await logAreas('probes');
     const atEnd = await sampleAll(bed);
     const dynamic = await dynamicPhase(c);
     const changes = p.created.all.length;

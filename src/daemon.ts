@@ -135,7 +135,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   let sweepSoon = (): void => undefined;
   // Addresses on knit's own links (bridge gateways) are IPAM's already, and go with their networks.
   const ownAddresses = async () => (await kernel.links()).filter((l) => !l.alias?.startsWith('knit:')).flatMap((l) => l.addrs.map((c) => c.split('/')[0]));
-  const hostAddrs = new HostAddresses({ store: cluster, hostId, own: ownAddresses, log, shared: cluster !== local });
+  const hostAddrs = new HostAddresses({ store: cluster, hostId, own: ownAddresses, alike: config.dnsAddress ? [config.dnsAddress] : [], log, shared: cluster !== local });
   const refreshHostAddrs = () => hostAddrs.refresh().catch((err) => log.warn('could not publish or read the knit hosts\' addresses', { error: describe(err) }));
   const ipam = new Ipam({
     hostAddresses: () => hostAddrs.all(),

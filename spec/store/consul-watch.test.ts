@@ -93,3 +93,48 @@ describe('consul watch on an empty prefix', () => {
     expect(seen).toEqual(['names/n/h/e1']);
   });
 });
+
+describe('consul watch with settleMs', () => {
+  let srv: ConsulTestServer;
+  let store: Store;
+  beforeEach(async () => {
+    srv = await startConsulServer();
+    store = await openConsulStore({ host: srv.host, port: srv.port });
+  });
+  afterEach(async () => {
+    await store.close();
+    await srv.close();
+  });
+
+  /** 20 writes under the prefix, 50 ms apart; the reads the watch made meanwhile, and when each event came. */
+  async function burst(settleMs: number | undefined): Promise<{ reads: number; events: Array<{ key: string; ms: number }>; firstWriteMs: number }> {
+    const events: Array<{ key: string; ms: number }> = [];
+    const start = Date.now();
+    await put(store, `burst${settleMs}/marker`, '{"v":1}');
+    const watch = store.watch(`burst${settleMs}/`, (e) => events.push({ key: e.key, ms: Date.now() - start }), undefined, { settleMs });
+    await sleep(300);
+    const before = await srv.kvReads();
+    const firstWriteMs = Date.now() - start;
+    for (let i = 0; i < 20; i++) {
+      await put(store, `burst${settleMs}/k${String(i).padStart(2, '0')}`, String(i));
+      await sleep(50);
+    }
+    await until('every write of the burst reported', () => events.length === 20, 10_000);
+    const reads = (await srv.kvReads()) - before;
+    watch.close();
+    return { reads, events, firstWriteMs };
+  }
+
+  test('changes within the settle time are read together; the first after a quiet spell at once; nothing is lost', async () => {
+    const paced = await burst(700);
+    // Control: without it, the same burst wakes the watch about once per write.
+    const eager = await burst(undefined);
+    expect(eager.reads).toBeGreaterThanOrEqual(15);
+    // About 1 s of writes read at most every 700 ms: the first at once, then two or three reads more.
+    expect(paced.reads).toBeLessThanOrEqual(5);
+    expect(paced.events.map((e) => e.key)).toEqual(eager.events.map((e) => e.key.replace('burstundefined', 'burst700')));
+    // The first write was reported as it happened (the query was waiting), the next ones a settle time later.
+    expect(paced.events[0].ms - paced.firstWriteMs).toBeLessThan(400);
+    expect(paced.events[1].ms - paced.events[0].ms).toBeGreaterThanOrEqual(500);
+  });
+});

@@ -76,3 +76,22 @@ test('on the embedded store alone (one host) the addresses are kept in memory an
   expect((await store.list('ipam/host-addrs/')).map((e) => e.key)).toEqual(['ipam/host-addrs/hostb']);
   b.addrs.stop();
 });
+
+test('an address every host has alike (the resolver\'s) is held locally but never published', async () => {
+  const own = ['10.9.0.1'];
+  const addrs = new HostAddresses({ store, hostId: 'hosta', own: async () => own, alike: ['169.254.53.53'], log, shared: true });
+  await addrs.refresh();
+  const first = await store.get('ipam/host-addrs/hosta');
+  // The resolver's address comes up after the first publication, as at a knit's start: no new record for it.
+  own.push('169.254.53.53');
+  await addrs.refresh();
+  const second = await store.get('ipam/host-addrs/hosta');
+  expect(second?.revision).toBe(first?.revision);
+  expect(JSON.parse(second!.value).addrs).toEqual(['10.9.0.1']);
+  expect([...addrs.all()].sort()).toEqual(['10.9.0.1', '169.254.53.53']);
+  // Control: a real change of the host's addresses is published.
+  own.push('10.9.0.2');
+  await addrs.refresh();
+  expect(JSON.parse((await store.get('ipam/host-addrs/hosta'))!.value).addrs).toEqual(['10.9.0.1', '10.9.0.2']);
+  addrs.stop();
+});

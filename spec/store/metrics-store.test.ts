@@ -79,7 +79,7 @@ describe('what metrics read from the overlay: HostLease.stats() and Peers.stats(
     // The embedded store's leases never expire: this one can be made to, as a cluster store's does.
     const lose: Array<() => void> = [];
     const cluster: Store = {
-      kind: inner.kind, watchRereadsPrefix: false, get: (k) => inner.get(k), list: (p) => inner.list(p), commit: (w, c) => inner.commit(w, c), watch: (p, f, a) => inner.watch(p, f, a), close: () => inner.close(),
+      kind: inner.kind, watchRereadsPrefix: false, get: (k) => inner.get(k), list: (p) => inner.list(p), commit: (w, c) => inner.commit(w, c), watch: (p, f, a, o) => inner.watch(p, f, a, o), close: () => inner.close(),
       grantLease: async (ttl) => ({ ...(await inner.grantLease(ttl)), onLost: (cb: () => void) => void lose.push(cb) }),
     };
     const lease = new HostLease({ cluster, hostId: 'me', log, ttlSeconds: 10 });

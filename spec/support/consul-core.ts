@@ -1,5 +1,6 @@
 // The Consul test server itself (run in a worker by consul-server.ts): Consul's HTTP API as knit uses it, with
 // Consul's documented semantics (docs/store.md), plus stop/start and pause/resume for outages.
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Call, Env, Reply, ServerSettings } from './consul-http.js';
 import { text } from './consul-http.js';
@@ -19,6 +20,8 @@ export interface ConsulServerOptions {
   sessionTtlMinSeconds?: number;
   /** Consul expires a session at TTL x 2 (the default here); 1 expires it at the TTL, which the docs also allow. */
   ttlMultiplier?: number;
+  /** Run the server's thread at this nice level (a benchmark's store standing in for a machine of its own). */
+  nice?: number;
   /** Consul's TombstoneTTL: 15 min. */
   tombstoneTtlMs?: number;
   /** default_query_time (5 min) and max_query_time (10 min). */
@@ -27,6 +30,18 @@ export interface ConsulServerOptions {
 }
 
 const NODE_NAME = 'consul-test';
+/** The kernel's limit of a listener's accept queue, as Go reads it for its listeners; 4096 when unreadable. */
+function somaxconn(): number {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : 4_096;
+  } catch {
+    return 4_096;
+  }
+}
+
+/** When each request arrived, for the slow-reply counter. */
+const arrival = new WeakMap<ServerResponse, number>();
 
 export class ConsulCore {
   private state: ConsulState;
@@ -42,6 +57,7 @@ export class ConsulCore {
     this.counts[kind] = (this.counts[kind] ?? 0) + n;
   }
   private readonly settings: ServerSettings;
+  private loopTimer: NodeJS.Timeout | undefined;
   private readonly stateOptions: StateOptions;
 
   private constructor(
@@ -74,11 +90,15 @@ export class ConsulCore {
     if (opts.wipe) this.state = new ConsulState(this.stateOptions);
     else this.state.startTimers();
     const server = createServer((req, res) => this.receive(req, res));
+    server.on('connection', () => this.count('connections'));
+    this.watchLoop();
     // Go's HTTP server keeps idle connections open; Node's 5 s default would race with clients reusing them.
     server.keepAliveTimeout = 0;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.port, this.host, () => {
+      // Go's listener (Consul's) takes the kernel's somaxconn as its accept queue; Node's default of 511 overflowed
+      // when a hundred simulated hosts connected at once (their SYNs dropped, reads timing out after 4 s).
+      server.listen({ port: this.port, host: this.host, backlog: somaxconn() }, () => {
         server.off('error', reject);
         resolve();
       });
@@ -116,12 +136,30 @@ export class ConsulCore {
     this.state.destroySession(id);
   }
 
+  /** Counts the server thread's stalls: a tick 100 ms apart that came more than a second late (`loopStalls`). */
+  private watchLoop(): void {
+    if (this.loopTimer) return;
+    let last = performance.now();
+    this.loopTimer = setInterval(() => {
+      const now = performance.now();
+      const late = now - last - 100;
+      if (late > 1_000) this.count('loopStalls');
+      if (late > (this.counts.loopMaxMs ?? 0)) this.counts.loopMaxMs = Math.round(late);
+      last = now;
+    }, 100);
+    this.loopTimer.unref();
+  }
+
   private gate(run: () => void): void {
     if (this.paused) this.held.push(run);
     else run();
   }
 
   private receive(req: IncomingMessage, res: ServerResponse): void {
+    arrival.set(res, performance.now());
+    // A request that does not block whose client hung up before the answer (its timeout ran out): with no slow
+    // replies, the server never answered it at all.
+    if (!/[?&]index=/.test(req.url ?? '')) res.once('close', () => res.writableEnded || this.count('unanswered'));
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     // A request its client gave up on during a pause never reached Consul, as packets lost in a partition.
@@ -152,7 +190,7 @@ export class ConsulCore {
       // Consul answers any untyped error with a 500 and its text; a bug here must not take the server down.
       answer = text(500, err instanceof Error ? err.message : String(err));
     }
-    void Promise.resolve(answer).then((reply) => this.gate(() => this.reply(res, reply)));
+    void Promise.resolve(answer).then((reply) => this.gate(() => this.reply(res, reply, call)));
   }
 
   private checkToken(req: IncomingMessage, call: Call): Reply | undefined {
@@ -174,17 +212,33 @@ export class ConsulCore {
     return text(404, '404 page not found');
   }
 
-  private reply(res: ServerResponse, reply: Reply): void {
+  private reply(res: ServerResponse, reply: Reply, call?: Call): void {
     if (res.destroyed || res.writableEnded) return;
     const policy = this.opts.token === undefined ? 'allow' : 'deny';
     res.writeHead(reply.status, { 'X-Consul-Default-ACL-Policy': policy, ...reply.headers });
-    this.count('bytesOut', reply.body === undefined ? 0 : Buffer.byteLength(reply.body));
+    const bytes = reply.body === undefined ? 0 : Buffer.byteLength(reply.body);
+    // Requests that do not block, answered more than a second after they arrived: the server fell behind.
+    if (call && !call.query.has('index') && performance.now() - (arrival.get(res) ?? Infinity) > 1_000) this.count('slowReplies');
+    this.count('bytesOut', bytes);
     if (reply.woken) {
       this.count('kvWoken');
-      this.count('bytesOutWoken', reply.body === undefined ? 0 : Buffer.byteLength(reply.body));
+      this.count('bytesOutWoken', bytes);
     }
+    // Bytes of KV reads by area (the key's first three parts), to tell which prefixes a cluster's load comes from.
+    if (call?.method === 'GET' && call.path.startsWith('/v1/kv/')) this.count(`kvOut:${kvArea(call.path)}`, bytes);
     res.end(reply.body);
   }
+}
+
+/** `/v1/kv/knit/overlay/endpoints/<segment>/…` → `knit/overlay/endpoints`: the key's leading words, up to three. */
+function kvArea(path: string): string {
+  const parts = path.slice('/v1/kv/'.length).split('/');
+  const words = [parts[0]];
+  for (const part of parts.slice(1, 3)) {
+    if (!/^[a-z][a-z-]*$/.test(part)) break;
+    words.push(part);
+  }
+  return words.join('/');
 }
 
 /** A request's kind for the counters: KV reads with and without `index` (blocking), KV writes, txn, sessions. */

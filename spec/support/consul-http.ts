@@ -1,6 +1,6 @@
 // HTTP plumbing shared by the Consul test server's routes: replies, query metadata headers and blocking queries.
 import { parseGoDuration } from './consul-duration.js';
-import type { Change, ConsulState } from './consul-state.js';
+import type { ConsulState, Interest } from './consul-state.js';
 
 export interface Reply {
   status: number;
@@ -70,8 +70,8 @@ export interface Snapshot {
  * index past N, or until the wait (default 5 min, at most 10 min, plus up to wait/16 of jitter) runs out, then answer
  * with the current data, whose index may equal N or be lower (a client must then reset).
  */
-export function blockingQuery(query: { env: Env; call: Call; watches: (change: Change) => boolean; run: () => Snapshot }): Reply | Promise<Reply> {
-  const { env, call, watches, run } = query;
+export function blockingQuery(query: { env: Env; call: Call; interest: () => Interest; run: () => Snapshot }): Reply | Promise<Reply> {
+  const { env, call, interest, run } = query;
   const params = blockingParams(env.settings, call.query);
   if ('status' in params) return params;
   const first = run();
@@ -85,8 +85,8 @@ export function blockingQuery(query: { env: Env; call: Call; watches: (change: C
       resolve(snapshot.reply);
     };
     const timer = setTimeout(() => finish(run()), params.waitMs + Math.random() * (params.waitMs / 16));
-    const unsubscribe = env.state.subscribe((change) => {
-      if (!watches(change)) return;
+    // Asked after the first run: a list's interest depends on whether its prefix held keys then.
+    const unsubscribe = env.state.subscribe(interest(), () => {
       const next = run();
       if (next.index > params.index) finish({ ...next, reply: { ...next.reply, woken: true } });
     });

@@ -1,7 +1,7 @@
 // The /v1/kv endpoints of the Consul test server, after hashicorp/consul agent/kvs_endpoint.go.
 import type { DirEntry } from './consul-kv.js';
 import { blockingQuery, flag, json, meta, MAX_VALUE_BYTES, text, type Call, type Env, type Reply, type Snapshot } from './consul-http.js';
-import type { Change } from './consul-state.js';
+import type { Interest } from './consul-state.js';
 
 /** A DirEntry as Consul encodes it: base64 Value (null when empty), Session only while a session holds the key. */
 export const dirJson = (e: DirEntry, withValue = true): Record<string, unknown> => ({
@@ -29,24 +29,19 @@ export function kvRoute(env: Env, call: Call): Reply | Promise<Reply> {
 }
 
 /**
- * What wakes a blocking list (?recurse or ?keys) on a prefix: any KV write. Consul's list reports the prefix's own
- * index while the prefix holds keys or tombstones, so a write elsewhere leaves it unchanged and the query keeps
- * blocking; an empty prefix reports the table-wide index, which any write anywhere raises, so the query returns
- * early with an empty 404 (hashicorp/consul#9449, #12115; docs/store.md). Re-running the query and comparing its
- * index, as agent/blockingquery does, gives both behaviours.
+ * What wakes a blocking list (?recurse or ?keys) on a prefix. Consul's list reports the prefix's own index while the
+ * prefix holds keys or tombstones, so a write elsewhere leaves it unchanged and the query keeps blocking; an empty
+ * prefix reports the table-wide index, which any write anywhere raises, so the query returns early with an empty 404
+ * (hashicorp/consul#9449, #12115; docs/store.md). The query is re-run, and its index compared as
+ * agent/blockingquery does, only when its answer can have moved: a write below the prefix, or any write while the
+ * prefix held no key at the first run (its index is then the table's, or a tombstone's, which a re-run tells
+ * apart). Consul's memdb watch sets do likewise; re-running every pending list at every write would make the
+ * server, not knit, the cost a benchmark of many hosts measures.
  */
-const anyKvWrite = (change: Change): boolean => change.keys.length > 0;
-
-/**
- * The same, re-running the query only when its answer can have moved: a write below the prefix, or any write while
- * the prefix holds no key (its index is then the table's, or a tombstone's, which a re-run tells apart). Consul's
- * memdb watch sets do likewise; re-running every pending list at every write would make the server, not knit, the
- * cost a benchmark of many hosts measures.
- */
-function prefixWrites(prefix: string): { watches: (change: Change) => boolean; seen: (entries: number) => void } {
+function prefixWrites(prefix: string): { interest: () => Interest; seen: (entries: number) => void } {
   let empty = true;
   return {
-    watches: (change) => anyKvWrite(change) && (empty || change.keys.some((k) => k.startsWith(prefix))),
+    interest: () => (empty ? { anyKv: true } : { prefix }),
     seen: (entries) => void (empty = entries === 0),
   };
 }
@@ -62,7 +57,7 @@ function kvGet(env: Env, call: Call, key: string): Reply | Promise<Reply> {
     return blockingQuery({
       env,
       call,
-      watches: wake.watches,
+      interest: wake.interest,
       run: () => {
         const { index, keys } = kv.keys(key, separator);
         wake.seen(keys.length);
@@ -75,7 +70,7 @@ function kvGet(env: Env, call: Call, key: string): Reply | Promise<Reply> {
     return blockingQuery({
       env,
       call,
-      watches: wake.watches,
+      interest: wake.interest,
       run: () => {
         const { index, entries } = kv.list(key);
         wake.seen(entries.length);
@@ -87,7 +82,7 @@ function kvGet(env: Env, call: Call, key: string): Reply | Promise<Reply> {
   return blockingQuery({
     env,
     call,
-    watches: (change) => change.keys.includes(key),
+    interest: () => ({ key }),
     run: () => {
       const { index, entry } = kv.get(key);
       if (!entry) return missing(index);

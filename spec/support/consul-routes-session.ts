@@ -47,7 +47,7 @@ function listing(env: Env, call: Call, select: () => Session[]): Reply | Promise
   return blockingQuery({
     env,
     call,
-    watches: (change) => change.sessions,
+    interest: () => ({ sessions: true }),
     run: () => ({ index: env.state.sessionsIndex, reply: json(200, select().map(sessionJson), meta(env.state.sessionsIndex, call.query)) }),
   });
 }

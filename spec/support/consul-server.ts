@@ -103,7 +103,8 @@ export class ConsulTestServer {
 
   /**
    * Requests by kind (kvGet, kvBlocking, kvWrite, txn, sessionCreate, sessionRenew, sessionDestroy, other), bytesIn,
-   * bytesOut; kvWoken and bytesOutWoken: blocking reads answered because their index moved, and their bytes.
+   * bytesOut; kvWoken and bytesOutWoken: blocking reads answered because their index moved, and their bytes;
+   * `kvOut:AREA`: bytes of KV reads by the first three parts of their key (e.g. `kvOut:knit/hosts/`).
    */
   async counters(): Promise<Record<string, number>> {
     return (await this.command('counters')).counts ?? {};

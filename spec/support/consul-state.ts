@@ -23,6 +23,14 @@ export interface Change {
   sessions: boolean;
 }
 
+/**
+ * What a blocking query waits on: one key, the keys below a prefix, any KV write, or the sessions table. Listeners
+ * are found by it (a write's keys and their prefixes looked up), not by asking every pending query: with thousands
+ * pending (a hundred simulated hosts), asking each at every write was the server's own cost.
+ */
+export type Interest = { key: string } | { prefix: string } | { anyKv: true } | { sessions: true };
+type Listener = () => void;
+
 export interface StateOptions {
   /** Consul arms each session timer at TTL x SessionTTLMultiplier (2): the TTL is only a lower bound. */
   ttlMultiplier: number;
@@ -48,16 +56,31 @@ export class ConsulState {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Kept in memory on the leader only, so a restart (a new leader) forgets them, as Consul does. */
   private readonly lockDelays = new Map<string, number>();
-  private readonly listeners = new Set<(change: Change) => void>();
+  private readonly byKey = new Map<string, Set<Listener>>();
+  private readonly byPrefix = new Map<string, Set<Listener>>();
+  /** How many prefixes of each length are listened on: a key's prefixes of other lengths are not looked up. */
+  private readonly prefixLengths = new Map<number, number>();
+  private readonly anyKv = new Set<Listener>();
+  private readonly sessionListeners = new Set<Listener>();
   private timersRunning = true;
 
   constructor(private readonly opts: StateOptions) {
     this.kv = new KvTables(opts.tombstoneTtlMs);
   }
 
-  subscribe(listener: (change: Change) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  subscribe(interest: Interest, listener: Listener): () => void {
+    if ('key' in interest) return add(this.byKey, interest.key, listener);
+    if ('anyKv' in interest) return addTo(this.anyKv, listener);
+    if ('sessions' in interest) return addTo(this.sessionListeners, listener);
+    const { prefix } = interest;
+    const remove = add(this.byPrefix, prefix, listener);
+    this.prefixLengths.set(prefix.length, (this.prefixLengths.get(prefix.length) ?? 0) + 1);
+    return () => {
+      remove();
+      const left = (this.prefixLengths.get(prefix.length) ?? 1) - 1;
+      if (left > 0) this.prefixLengths.set(prefix.length, left);
+      else this.prefixLengths.delete(prefix.length);
+    };
   }
 
   lockDelayed(key: string): boolean {
@@ -184,6 +207,30 @@ export class ConsulState {
   }
 
   private notify(change: Change): void {
-    for (const listener of [...this.listeners]) listener(change);
+    const woken = new Set<Listener>();
+    if (change.sessions) for (const l of this.sessionListeners) woken.add(l);
+    if (change.keys.length) for (const l of this.anyKv) woken.add(l);
+    for (const key of change.keys) {
+      for (const l of this.byKey.get(key) ?? []) woken.add(l);
+      for (const length of this.prefixLengths.keys()) {
+        if (length <= key.length) for (const l of this.byPrefix.get(key.slice(0, length)) ?? []) woken.add(l);
+      }
+    }
+    for (const listener of woken) listener();
   }
+}
+
+function add(map: Map<string, Set<Listener>>, name: string, listener: Listener): () => void {
+  let set = map.get(name);
+  if (!set) map.set(name, (set = new Set()));
+  set.add(listener);
+  return () => {
+    set.delete(listener);
+    if (!set.size && map.get(name) === set) map.delete(name);
+  };
+}
+
+function addTo(set: Set<Listener>, listener: Listener): () => void {
+  set.add(listener);
+  return () => void set.delete(listener);
 }

@@ -1,4 +1,5 @@
 // The worker thread that runs the Consul test server, driven by messages from consul-server.ts.
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { ConsulCore, type ConsulServerOptions } from './consul-core.js';
 
@@ -19,7 +20,10 @@ export interface Answer {
 
 const port = parentPort;
 if (!port) throw new Error('consul-worker.ts runs only as a worker thread');
-const core = await ConsulCore.start(workerData as ConsulServerOptions);
+// The calling thread's priority: this worker's, not the process's other threads'.
+const options = workerData as ConsulServerOptions;
+if (options.nice !== undefined) setPriority(options.nice);
+const core = await ConsulCore.start(options);
 port.postMessage({ id: 0, port: core.port } satisfies Answer);
 
 port.on('message', (cmd: Command) => {

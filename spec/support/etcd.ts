@@ -14,6 +14,8 @@ export interface EtcdOptions {
   readyTimeoutMs?: number;
   /** Serve clients over TLS with a throwaway CA, and require a client certificate. */
   tls?: boolean;
+  /** Run etcd at this nice level (a benchmark's store standing in for a machine of its own). */
+  nice?: number;
 }
 
 /** PEM files for a client: the CA that signed etcd's certificate, and a client certificate and key. */
@@ -102,6 +104,7 @@ export interface EtcdArgvOptions {
   dataDir: string;
   netns?: string;
   tls?: ServerTls;
+  nice?: number;
 }
 
 /** The argv that runs etcd: exported so a multi-host test can check it without starting anything. */
@@ -113,6 +116,7 @@ export function etcdArgv(opts: EtcdArgvOptions): string[] {
     : [];
   return [
     ...nsPrefix(opts.netns),
+    ...(opts.nice === undefined ? [] : ['nice', '-n', String(opts.nice)]),
     'etcd',
     '--name', 'default',
     '--data-dir', opts.dataDir,
@@ -145,7 +149,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdServer> {
   const ctlArgs = (args: readonly string[]): string[] => ctlArgv({ endpoint, netns: opts.netns, tls, args });
 
   const start = async (): Promise<void> => {
-    const started = spawnLogged(etcdArgv({ host, clientPort, peerPort, dataDir, netns: opts.netns, tls }), { logFile, capture: true });
+    const started = spawnLogged(etcdArgv({ host, clientPort, peerPort, dataDir, netns: opts.netns, tls, nice: opts.nice }), { logFile, capture: true });
     proc = started;
     const probe = async (): Promise<'ready' | 'exited' | false> => {
       if (!started.running()) return 'exited';

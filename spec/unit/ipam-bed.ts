@@ -96,7 +96,7 @@ export function withCommit(store: Store, commit: Store['commit']): Store {
     watchRereadsPrefix: store.watchRereadsPrefix,
     get: (key) => store.get(key),
     list: (prefix) => store.list(prefix),
-    watch: (prefix, onEvent, after) => store.watch(prefix, onEvent, after),
+    watch: (prefix, onEvent, after, options) => store.watch(prefix, onEvent, after, options),
     grantLease: (ttl) => store.grantLease(ttl),
     close: () => store.close(),
     commit,

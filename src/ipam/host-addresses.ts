@@ -8,6 +8,11 @@ import { formatIp, parseIp } from '../addr/cidr.js';
 import type { AddressBook } from './allocator.js';
 
 export const HOST_ADDRS = 'ipam/host-addrs/';
+/**
+ * Every host writes its record as it starts: on Consul each watcher then reads every record once per start, and a
+ * cluster's start costs N³ record reads. Changes within this time are read together (WatchOptions.settleMs).
+ */
+const SETTLE_MS = 2_000;
 
 /** Canonical text of an address, or undefined for anything that is not one (a record another host wrote). */
 function canonical(text: unknown): string | undefined {
@@ -36,7 +41,18 @@ export class HostAddresses {
    * `shared`: the store is a cluster store, where the hosts publish their addresses. On the embedded store this
    * host is the only one: its addresses are kept in memory and nothing is written.
    */
-  constructor(private readonly deps: { store: Store; hostId: string; own: () => Promise<string[]>; log: Logger; shared: boolean }) {}
+  constructor(private readonly deps: {
+    store: Store;
+    hostId: string;
+    own: () => Promise<string[]>;
+    /**
+     * Addresses that every knit host has alike (the resolver's on lo): held here, never published. They would change
+     * every host's record at once, a moment after its start, when the resolver's address is added.
+     */
+    alike?: string[];
+    log: Logger;
+    shared: boolean;
+  }) {}
 
   /** Every address any knit host holds, as last read. */
   all(): ReadonlySet<string> {
@@ -45,9 +61,11 @@ export class HostAddresses {
 
   /** Publishes this host's addresses if they changed, then reads every host's. */
   async refresh(): Promise<void> {
-    const own = [...new Set((await this.deps.own()).flatMap((a) => canonical(a) ?? []))].sort();
+    const alike = new Set((this.deps.alike ?? []).flatMap((a) => canonical(a) ?? []));
+    const all = [...new Set((await this.deps.own()).flatMap((a) => canonical(a) ?? []))].sort();
+    const own = all.filter((a) => !alike.has(a));
     // Kept even when the store is away: this host's IPAM skips them all the same.
-    this.mine = own;
+    this.mine = [...all, ...alike];
     if (!this.deps.shared) return this.recompute();
     if (own.join() !== this.published) {
       await this.deps.store.commit([{ key: HOST_ADDRS + this.deps.hostId, value: JSON.stringify({ addrs: own, at: new Date().toISOString() }) }]);
@@ -63,7 +81,7 @@ export class HostAddresses {
     for (const e of await this.deps.store.list(HOST_ADDRS)) byHost.set(e.key.slice(HOST_ADDRS.length), this.parse(e.key, e.value));
     this.byHost = byHost;
     this.recompute();
-    this.watch ??= this.deps.store.watch(HOST_ADDRS, (ev) => this.onEvent(ev));
+    this.watch ??= this.deps.store.watch(HOST_ADDRS, (ev) => this.onEvent(ev), undefined, { settleMs: SETTLE_MS });
   }
 
   stop(): void {

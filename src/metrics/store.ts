@@ -1,6 +1,6 @@
 // The one place store calls are counted: a Store that times each call of the Store it wraps and tells the
 // metrics, then returns what the wrapped store returned (or throws what it threw), unchanged.
-import type { Check, Lease, Store, Watch, WatchEvent, Write } from '../store/types.js';
+import type { Check, Lease, Store, Watch, WatchEvent, WatchOptions, Write } from '../store/types.js';
 import type { KnitMetrics, StoreOp, StoreOutcome } from './registry.js';
 
 export function observedStore(inner: Store, metrics: KnitMetrics): Store {
@@ -23,11 +23,11 @@ export function observedStore(inner: Store, metrics: KnitMetrics): Store {
     list: (prefix: string) => timed('list', () => inner.list(prefix)),
     commit: (writes: Write[], checks?: Check[]) => timed('commit', () => inner.commit(writes, checks), (r) => (r === null ? 'conflict' : 'ok')),
     grantLease: (ttlSeconds: number): Promise<Lease> => timed('grantLease', () => inner.grantLease(ttlSeconds)),
-    watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number): Watch {
+    watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number, options?: WatchOptions): Watch {
       return inner.watch(prefix, (event) => {
         metrics.storeEvent(store);
         onEvent(event);
-      }, afterRevision);
+      }, afterRevision, options);
     },
     close: () => inner.close(),
   };

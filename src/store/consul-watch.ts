@@ -38,13 +38,16 @@ export class ConsulWatch implements Watch {
   private wake: (() => void) | undefined;
 
   private readonly prefix: string;
+  /** The least time from an answer that moved the index to the next read (WatchOptions.settleMs). */
+  private readonly settleMs: number;
   private readonly onEvent: (event: WatchEvent) => void;
 
   constructor(
     private readonly deps: WatchDeps,
-    spec: { prefix: string; onEvent: (event: WatchEvent) => void; afterRevision?: number },
+    spec: { prefix: string; onEvent: (event: WatchEvent) => void; afterRevision?: number; settleMs?: number },
   ) {
     this.prefix = spec.prefix;
+    this.settleMs = spec.settleMs ?? 0;
     this.onEvent = spec.onEvent;
     this.covered = spec.afterRevision;
     void this.run();
@@ -73,13 +76,16 @@ export class ConsulWatch implements Watch {
       }
       failures = 0;
       if (this.closed) return;
+      // A blocking read answered because its index moved (not the first read, nor a wait that ran out).
+      const moved = this.index > 0 && read.index !== this.index;
       const events = this.absorb(read, first);
       first = false;
       for (const event of events) {
         if (this.closed) return;
         this.onEvent(event);
       }
-      await this.pause(this.throttle());
+      // Only changes are paced: after the first read or a wait that ran out, the next read blocks at once.
+      await this.pause(Math.max(this.throttle(), moved ? this.settleMs : 0));
     }
   }
 

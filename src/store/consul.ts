@@ -6,7 +6,7 @@ import { ConsulLease } from './consul-lease.js';
 import { Journal } from './consul-journal.js';
 import { planCommit, rejected, resultIndex } from './consul-txn.js';
 import { ConsulWatch } from './consul-watch.js';
-import type { Check, Entry, Lease, Store, Watch, WatchEvent, Write } from './types.js';
+import type { Check, Entry, Lease, Store, Watch, WatchEvent, WatchOptions, Write } from './types.js';
 
 export interface ConsulStoreOptions {
   host: string;
@@ -94,9 +94,9 @@ class ConsulStore implements Store {
     return revision;
   }
 
-  watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number): Watch {
+  watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number, options: WatchOptions = {}): Watch {
     this.assertOpen();
-    const watch = new ConsulWatch({ client: this.client, root: this.root, journal: this.journal }, { prefix, onEvent, afterRevision });
+    const watch = new ConsulWatch({ client: this.client, root: this.root, journal: this.journal }, { prefix, onEvent, afterRevision, settleMs: options.settleMs });
     this.watches.add(watch);
     return {
       close: () => {

@@ -60,6 +60,16 @@ export interface Lease {
   revoke(): Promise<void>;
 }
 
+export interface WatchOptions {
+  /**
+   * Where a watch reads its whole prefix again at every change (watchRereadsPrefix), the least time from one read's
+   * answer to the next read: changes within it are read together, the first after a quiet spell at once. For
+   * prefixes with a record per host that change together (every host's start): without it each of N hosts reads
+   * N records N times while N hosts start. Ignored where a watch receives each change alone.
+   */
+  settleMs?: number;
+}
+
 export interface Store {
   /** A short name for logs and errors: "local", "etcd", "consul". */
   readonly kind: string;
@@ -80,7 +90,7 @@ export interface Store {
    * Call `onEvent` for every change below `prefix` made after `afterRevision`
    * (default: changes from now on). Events arrive in revision order.
    */
-  watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number): Watch;
+  watch(prefix: string, onEvent: (event: WatchEvent) => void, afterRevision?: number, options?: WatchOptions): Watch;
   /** A lease kept alive by the backend until revoked or lost. */
   grantLease(ttlSeconds: number): Promise<Lease>;
   close(): Promise<void>;

@@ -9,6 +9,11 @@ import type { HostRecords } from './watch.js';
 
 export class LiveHosts implements HostRecords {
   readonly prefix = K.hosts;
+  /**
+   * Every host writes its liveness key as it starts: on Consul each host would read every key once per start (N³
+   * at a cluster's start). Starts within 2 s are read together; a new host's endpoints are followed that much later.
+   */
+  readonly settleMs = 2_000;
   private live = new Set<string>();
   private readonly listeners: Array<() => void> = [];
 

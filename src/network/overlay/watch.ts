@@ -23,6 +23,8 @@ export interface HostRecords {
   partitions?(): string[];
   /** A partition watched no longer: forget what it held. */
   forget?(partition: string): void;
+  /** WatchOptions.settleMs of the kind's watches: for kinds that every host's start changes at once. */
+  settleMs?: number;
 }
 
 interface Watched {
@@ -74,7 +76,7 @@ export class HostRecordWatch {
         if (w.watches.has(prefix)) continue;
         // From revision 0 the first answer reports every record there as a put.
         const from = w.forgotten.delete(prefix) ? 0 : this.revision;
-        w.watches.set(prefix, this.deps.cluster.watch(prefix, (ev) => this.dispatch(w.kind, ev), from));
+        w.watches.set(prefix, this.watchOf(w.kind, prefix, from));
       }
     }
   }
@@ -93,11 +95,15 @@ export class HostRecordWatch {
       this.closeAll(w);
       if (!this.partitioned(w.kind)) await markPrefix(this.deps.cluster, w.kind.prefix);
       const prefixes = this.partitioned(w.kind) ? w.kind.partitions!() : [w.kind.prefix];
-      for (const prefix of prefixes) w.watches.set(prefix, this.deps.cluster.watch(prefix, (ev) => this.dispatch(w.kind, ev), revision));
+      for (const prefix of prefixes) w.watches.set(prefix, this.watchOf(w.kind, prefix, revision));
     }
     this.connected = true;
     // Kinds reset after a partitioned one (the hosts it watches come from LiveHosts) may have changed its partitions.
     this.refresh();
+  }
+
+  private watchOf(kind: HostRecords, prefix: string, from: number): Watch {
+    return this.deps.cluster.watch(prefix, (ev) => this.dispatch(kind, ev), from, { settleMs: kind.settleMs });
   }
 
   private closeAll(w: Watched): void {
