@@ -237,3 +237,43 @@ test('on Consul a change is read by each other host as the changed host\'s recor
     for (const h of hosts) await h.stop().catch(() => undefined);
   }
 });
+
+test('on Consul a host whose lease lapses gets back what it missed, and the others get its endpoints back', async () => {
+  const consul = await startConsulServer();
+  cleanups.push(() => consul.close());
+  const hosts: Host[] = [];
+  const [s1] = SEGMENTS;
+  try {
+    for (const id of ['aaaa', 'bbbb', 'cccc']) {
+      const store = await openConsulStore({ host: consul.host, port: consul.port });
+      cleanups.unshift(() => store.close());
+      const h = new Host(id, hosts.length + 1, store);
+      hosts.push(h);
+      await h.start([s1]);
+    }
+    const [a, b, c] = hosts;
+    const a1 = await a.endpoint(s1);
+    const b1 = await b.endpoint(s1);
+    await until('a and c have b\'s endpoint, b has a\'s', () => a.programmed(s1).includes(b1) && c.programmed(s1).includes(b1) && b.programmed(s1).includes(a1));
+    const lost = b.lease.current()!.id;
+    // Consul invalidates b's session: its keys go (Behavior=delete), and b re-publishes under a new one.
+    await consul.expireSession(lost);
+    // Control: b's record went with its session (b notices at its next renewal, then re-publishes).
+    const reader = await openConsulStore({ host: consul.host, port: consul.port });
+    cleanups.unshift(() => reader.close());
+    expect(await reader.get(K.endpoint(s1.sk, 'bbbb', 'epbbbb1'))).toBeUndefined();
+    // Changes while b is away and right after: b must get them all.
+    const a2 = await a.endpoint(s1);
+    await until('b to hold a new lease', () => (b.lease.current()?.id ?? lost) !== lost, 15_000);
+    const c1 = await c.endpoint(s1);
+    const a3 = await a.endpoint(s1);
+    await until('b has every endpoint of a and c', () => b.programmed(s1).join() === [a1, a2, a3, c1].sort().join(), 15_000);
+    await until('a and c have b\'s endpoint again', () => a.programmed(s1).includes(b1) && c.programmed(s1).includes(b1), 15_000);
+    // Its record is in the store under the new lease (not deleted later by the old session's end).
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(a.programmed(s1)).toEqual([b1, c1].sort());
+    expect(c.programmed(s1)).toEqual([a1, a2, a3, b1].sort());
+  } finally {
+    for (const h of hosts) await h.stop().catch(() => undefined);
+  }
+});
