@@ -186,19 +186,28 @@ describe.each(backends)('overlay endpoints through the %s store', (_name, open) 
   });
 });
 
-test('on Consul a change is read by each other host as the changed host\'s records on that segment, not the cluster\'s', async () => {
+/** Three hosts (aaaa, bbbb, cccc) on one Consul test server, each with its own client, started on its segments. */
+async function consulCluster(segmentsOf: (id: string) => Array<(typeof SEGMENTS)[number]>): Promise<{ consul: ConsulTestServer; hosts: Host[]; client(): Promise<Store> }> {
   const consul = await startConsulServer();
   cleanups.push(() => consul.close());
+  const client = async (): Promise<Store> => {
+    const store = await openConsulStore({ host: consul.host, port: consul.port });
+    cleanups.unshift(() => store.close());
+    return store;
+  };
   const hosts: Host[] = [];
+  for (const id of ['aaaa', 'bbbb', 'cccc']) {
+    const h = new Host(id, hosts.length + 1, await client());
+    hosts.push(h);
+    await h.start(segmentsOf(id));
+  }
+  return { consul, hosts, client };
+}
+
+test('on Consul a change is read by each other host as the changed host\'s records on that segment, not the cluster\'s', async () => {
   const [s1, s2] = SEGMENTS;
+  const { consul, hosts, client } = await consulCluster((id) => (id === 'aaaa' ? [s1] : [s1, s2]));
   try {
-    for (const id of ['aaaa', 'bbbb', 'cccc']) {
-      const store = await openConsulStore({ host: consul.host, port: consul.port });
-      cleanups.unshift(() => store.close());
-      const h = new Host(id, hosts.length + 1, store);
-      hosts.push(h);
-      await h.start(id === 'aaaa' ? [s1] : [s1, s2]);
-    }
     const [a, b, c] = hosts;
     // c holds many endpoints, on both segments; b holds one.
     const many: string[] = [];
@@ -206,8 +215,7 @@ test('on Consul a change is read by each other host as the changed host\'s recor
     await until('b has c\'s endpoints', () => b.programmed(s1).length + b.programmed(s2).length === 20);
     await until('a has c\'s endpoints on s1', () => a.programmed(s1).length === 10);
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const reader0 = await openConsulStore({ host: consul.host, port: consul.port });
-    cleanups.unshift(() => reader0.close());
+    const reader0 = await client();
 
     // Writes elsewhere wake no watch: every watched prefix holds a key (an empty one would answer at each write,
     // as a prefix of a host without the segment would: a has no network on s2, and nobody watches a there).
@@ -217,8 +225,7 @@ test('on Consul a change is read by each other host as the changed host\'s recor
     expect((await consul.kvReads()) - quiet).toBeLessThanOrEqual(2);
 
     // What one whole-prefix read costs: a watch on every endpoint record would make each other host pay it.
-    const reader = await openConsulStore({ host: consul.host, port: consul.port });
-    cleanups.unshift(() => reader.close());
+    const reader = await client();
     const base = await consul.counters();
     await reader.list(K.endpoints);
     const wholePrefix = (await consul.counters()).bytesOut - base.bytesOut;
@@ -239,18 +246,9 @@ test('on Consul a change is read by each other host as the changed host\'s recor
 });
 
 test('on Consul a host whose lease lapses gets back what it missed, and the others get its endpoints back', async () => {
-  const consul = await startConsulServer();
-  cleanups.push(() => consul.close());
-  const hosts: Host[] = [];
   const [s1] = SEGMENTS;
+  const { consul, hosts, client } = await consulCluster(() => [s1]);
   try {
-    for (const id of ['aaaa', 'bbbb', 'cccc']) {
-      const store = await openConsulStore({ host: consul.host, port: consul.port });
-      cleanups.unshift(() => store.close());
-      const h = new Host(id, hosts.length + 1, store);
-      hosts.push(h);
-      await h.start([s1]);
-    }
     const [a, b, c] = hosts;
     const a1 = await a.endpoint(s1);
     const b1 = await b.endpoint(s1);
@@ -259,8 +257,7 @@ test('on Consul a host whose lease lapses gets back what it missed, and the othe
     // Consul invalidates b's session: its keys go (Behavior=delete), and b re-publishes under a new one.
     await consul.expireSession(lost);
     // Control: b's record went with its session (b notices at its next renewal, then re-publishes).
-    const reader = await openConsulStore({ host: consul.host, port: consul.port });
-    cleanups.unshift(() => reader.close());
+    const reader = await client();
     expect(await reader.get(K.endpoint(s1.sk, 'bbbb', 'epbbbb1'))).toBeUndefined();
     // Changes while b is away and right after: b must get them all.
     const a2 = await a.endpoint(s1);
