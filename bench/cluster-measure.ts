@@ -6,6 +6,7 @@ import { run } from '../spec/support/proc.js';
 import { inParallel, inTime, type BenchContext } from './bed.js';
 import { activate, createOverlay, dynamicAddress, releaseAddress, startEndpoint, stopEndpoint, type Endpoint, type OverlayNet } from './cluster-calls.js';
 import type { ClusterBed, ClusterHost } from './cluster-bed.js';
+import type { StoreDiagnostics } from './cluster-store.js';
 import { delta, lessBackground, divide, sumDeltas, type Counters } from './etcd-metrics.js';
 import { KernelWatch } from './kernel-watch.js';
 import { sampleAll, type ProcSample } from './proc-stats.js';
@@ -217,22 +218,25 @@ async function dynamicPhase(c: Ctx): Promise<ClusterResult['dynamic']> {
   return { requests: c.bed.hosts.length * DYNAMIC_PER_HOST, txn, failures };
 }
 
-/** Consul: the KV read bytes by key area since `from`, largest first, for the progress log. */
-async function areaNote(bed: ClusterBed, from: Record<string, number>): Promise<{ now: Record<string, number>; note: string }> {
-  const now = (await bed.store.areas?.()) ?? {};
-  const rows = Object.entries(now).filter(([k]) => !['slowReplies', 'unanswered', 'connections', 'loopStalls', 'loopMaxMs'].includes(k)).map(([k, v]) => [k, v - (from[k] ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
-  const slow = (now.slowReplies ?? 0) - (from.slowReplies ?? 0);
-  const note = rows.slice(0, 6).map(([k, v]) => `${k} ${(v / 2 ** 20).toFixed(1)} MiB`).join(', ');
-  const unanswered = (now.unanswered ?? 0) - (from.unanswered ?? 0);
-  const conns = (now.connections ?? 0) - (from.connections ?? 0);
-  return { now, note: note && `${note}; ${slow} requests answered after more than 1 s, ${unanswered} never; ${conns} new connections; server thread stalled ${(now.loopStalls ?? 0) - (from.loopStalls ?? 0)} times over 1 s (longest yet ${now.loopMaxMs ?? 0} ms)` };
+/** Consul: the KV read bytes by key area since `from`, largest first, and the server's own diagnostics, for the log. */
+async function areaNote(bed: ClusterBed, from: StoreDiagnostics | undefined): Promise<{ now?: StoreDiagnostics; note: string }> {
+  const now = await bed.store.diagnostics?.();
+  if (!now) return { note: '' };
+  const since = (k: Exclude<keyof StoreDiagnostics, 'kvOut'>) => now[k] - (from?.[k] ?? 0);
+  const rows = Object.entries(now.kvOut).map(([k, v]) => [k, v - (from?.kvOut[k] ?? 0)] as const).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]);
+  const areas = rows.slice(0, 6).map(([k, v]) => `${k} ${(v / 2 ** 20).toFixed(1)} MiB`).join(', ');
+  return {
+    now,
+    note: `${areas || 'none'}; ${since('slowReplies')} requests answered after more than 1 s, ${since('unanswered')} never; ` +
+      `${since('connections')} new connections; server thread stalled ${since('loopStalls')} times over 1 s (longest yet ${now.loopMaxMs} ms)`,
+  };
 }
 
 export async function measureCluster(ctx: BenchContext, bed: ClusterBed, probeCount: number, probeBudgetMs: number): Promise<ClusterResult> {
   const n = bed.hosts.length;
   const ids = await KernelWatch.nsids(bed.hosts.map((h) => h.netns));
   const watch = KernelWatch.start();
-  let areas = await areaNote(bed, {});
+  let areas = await areaNote(bed, undefined);
   const logAreas = async (phase: string) => {
     areas = await areaNote(bed, areas.now);
     if (areas.note) ctx.progress(`cluster ${n}: KV read bytes by area, ${phase}: ${areas.note}`);

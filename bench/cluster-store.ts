@@ -18,16 +18,26 @@ export type StoreKind = 'etcd' | 'consul';
  */
 const STORE_NICE = -10;
 
+/** What the Consul test server counts of itself (spec/support/consul-core.ts). */
+export interface StoreDiagnostics {
+  /** Bytes of KV reads by key area (`knit/hosts`, `knit/overlay/endpoints`, …). */
+  kvOut: Record<string, number>;
+  /** Requests that do not block answered more than 1 s after they arrived, and those never answered. */
+  slowReplies: number;
+  unanswered: number;
+  connections: number;
+  /** Its thread's ticks more than 1 s late, and the latest tick so far (ms). */
+  loopStalls: number;
+  loopMaxMs: number;
+}
+
 export interface BenchStore {
   kind: StoreKind;
   /** KNIT_STORE for the hosts. */
   url: string;
   counters(): Promise<Counters>;
-  /**
-   * Bytes of KV reads by key area since the start, and `slowReplies` (reads and writes answered more than 1 s after
-   * they arrived): the Consul test server only; etcd has no such figures.
-   */
-  areas?(): Promise<Record<string, number>>;
+  /** The Consul test server's own diagnostics since its start; etcd has no such figures. */
+  diagnostics?(): Promise<StoreDiagnostics>;
   /** What the report says of the store at the end (etcd: database size, keys, RSS). */
   endNote(c: Counters, kb: (bytes: number) => string, mib: (bytes: number) => string): string;
   dispose(): Promise<void>;
@@ -68,9 +78,11 @@ export async function startBenchStore(kind: StoreKind, a: { underlayNs: string; 
         events: n('kvWoken'), wokenBytes: n('bytesOutWoken'),
       };
     },
-    areas: async () => {
+    diagnostics: async () => {
       const c = await consul.counters();
-      return { ...Object.fromEntries(Object.entries(c).flatMap(([k, v]) => (k.startsWith('kvOut:') ? [[k.slice(6), v]] : []))), slowReplies: c.slowReplies ?? 0, unanswered: c.unanswered ?? 0, connections: c.connections ?? 0, loopStalls: c.loopStalls ?? 0, loopMaxMs: c.loopMaxMs ?? 0 };
+      const n = (k: string) => c[k] ?? 0;
+      const kvOut = Object.fromEntries(Object.entries(c).flatMap(([k, v]) => (k.startsWith('kvOut:') ? [[k.slice('kvOut:'.length), v]] : [])));
+      return { kvOut, slowReplies: n('slowReplies'), unanswered: n('unanswered'), connections: n('connections'), loopStalls: n('loopStalls'), loopMaxMs: n('loopMaxMs') };
     },
     endNote: () => 'n/a (the Consul test server keeps no database file)',
     dispose: async () => {
