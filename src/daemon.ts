@@ -251,6 +251,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
       await lease?.stop();
       if (cluster !== local) await cluster.close();
       await local.close();
+      kernel.close();
     },
   };
 }

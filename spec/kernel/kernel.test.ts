@@ -11,7 +11,7 @@ assertThrowawayNetns();
 
 const kernel = new Kernel();
 const alias = (role: string, n: number): string => `knit:${role}:${String(n).padStart(12, '0')}`;
-const LINKS = ['kntkbr1', 'kntkbr2', 'kntkbr3', 'kntkbr4', 'kntkbr5', 'kntkbr6', 'kntkul', 'kntkh1', 'kntkh2', 'kntkv1', 'kntkg1', 'kntkg2', 'kntkg3', 'kntkg4', 'kntkg5'];
+const LINKS = ['kntkbr1', 'kntkbr2', 'kntkbr3', 'kntkbr4', 'kntkbr5', 'kntkbr6', 'kntkul', 'kntkh1', 'kntkh2', 'kntkv1', 'kntkv2', 'kntkbr7', 'kntkg1', 'kntkg2', 'kntkg3', 'kntkg4', 'kntkg5'];
 
 async function link(name: string): Promise<LinkState | undefined> {
   return (await kernel.links()).find((l) => l.name === name);
@@ -30,6 +30,7 @@ async function rejection(p: Promise<unknown>): Promise<KnitError> {
 }
 
 afterAll(async () => {
+  kernel.close();
   await kernel.remove(LINKS.map((name): Op => ({ op: 'link-del', name })));
   for (const family of [4, 6] as const) {
     // Declaring the chain empties it (--noflush touches only named chains); then it can go.
@@ -158,10 +159,8 @@ describe('overlay entries', () => {
       { op: 'fdb-add', dev: 'kntkv1', mac: '00:00:00:00:00:00', dst: '10.81.0.3' },
       { op: 'fdb-add', dev: 'kntkv1', mac: '02:00:00:ee:00:05', dst: '10.81.0.2' },
     ];
-    const before = spawnCounts();
     await kernel.apply(fdb);
     await kernel.apply(fdb);
-    expect(spawnCounts().bridge - before.bridge).toBe(2);
     const entries = async (): Promise<string[]> =>
       (await json<Array<{ mac: string; dst?: string }>>('bridge', ['fdb', 'show', 'dev', 'kntkv1'])).filter((e) => e.dst).map((e) => `${e.mac}>${e.dst}`).sort();
     expect(await entries()).toEqual(['00:00:00:00:00:00>10.81.0.2', '00:00:00:00:00:00>10.81.0.3', '02:00:00:ee:00:05>10.81.0.2']);
@@ -177,6 +176,94 @@ describe('overlay entries', () => {
     await kernel.remove([{ op: 'neigh-del', dev: 'kntkv1', ip: '10.77.0.5' }]);
     expect(await neigh()).toEqual([]);
     await kernel.remove([{ op: 'neigh-del', dev: 'kntkv1', ip: '10.77.0.5' }]);
+  });
+});
+
+describe('entry sessions: neighbour and forwarding entries through long-lived ip and bridge processes', () => {
+  const fdbOf = async (dev: string): Promise<string[]> =>
+    (await json<Array<{ mac: string; dst?: string }>>('bridge', ['fdb', 'show', 'dev', dev])).filter((e) => e.dst).map((e) => `${e.mac}>${e.dst}`).sort();
+  const neighOf = async (dev: string): Promise<string[]> =>
+    (await json<Array<{ dst: string; lladdr: string }>>('ip', ['neigh', 'show', 'dev', dev])).map((e) => `${e.dst}>${e.lladdr}`).sort();
+  const entry = (dev: string, n: number): Op[] => [
+    { op: 'neigh-add', dev, ip: `10.77.1.${n}`, mac: `02:00:00:ab:01:0${n}` },
+    { op: 'fdb-add', dev, mac: `02:00:00:ab:01:0${n}`, dst: `10.81.0.${n + 10}` },
+  ];
+  const vxlan = (name: string, vni: number): Op => ({ op: 'vxlan-add', name, vni, local: '10.81.0.1', port: 4789, mtu: 1450, alias: alias('vx', vni), master: 'kntkbr1', up: true });
+  let k: Kernel;
+  beforeEach(() => (k = new Kernel()));
+  afterEach(() => k.close());
+
+  test('six calls take one ip and one bridge process, and their entries are in the kernel', async () => {
+    const before = spawnCounts();
+    for (const n of [1, 2, 3, 4, 5]) await k.apply(entry('kntkv1', n));
+    await k.remove([{ op: 'neigh-del', dev: 'kntkv1', ip: '10.77.1.5' }, { op: 'fdb-del', dev: 'kntkv1', mac: '02:00:00:ab:01:05', dst: '10.81.0.15' }]);
+    const after = spawnCounts();
+    expect([after.ip - before.ip, after.bridge - before.bridge]).toEqual([1, 1]);
+    expect(await neighOf('kntkv1')).toEqual([1, 2, 3, 4].map((n) => `10.77.1.${n}>02:00:00:ab:01:0${n}`));
+    expect(await fdbOf('kntkv1')).toEqual([1, 2, 3, 4].map((n) => `02:00:00:ab:01:0${n}>10.81.0.${n + 10}`));
+    await k.remove([1, 2, 3, 4].flatMap((n) => entry('kntkv1', n)).map((op) => ({ ...op, op: op.op.replace('-add', '-del') }) as Op));
+    expect([await neighOf('kntkv1'), await fdbOf('kntkv1')]).toEqual([[], []]);
+  });
+
+  test('a device deleted and made again behind knit\'s back: the stale link index is noticed and the entries land', async () => {
+    await k.apply([vxlan('kntkv2', 4243)]);
+    await k.apply(entry('kntkv2', 1));
+    // Not through k: its sessions keep the index kntkv2 had, which now names nothing.
+    for (const args of [['link', 'del', 'kntkv2'], ['link', 'add', 'kntkv2', 'type', 'vxlan', 'id', '4243', 'local', '10.81.0.1', 'dstport', '4789', 'nolearning']]) {
+      expect((await run({ tool: 'ip', args })).exitCode).toBe(0);
+    }
+    const before = spawnCounts();
+    await k.apply(entry('kntkv2', 2));
+    // Both tools failed once on the old index and ran again on a new process.
+    const after = spawnCounts();
+    expect([after.ip - before.ip, after.bridge - before.bridge]).toEqual([1, 1]);
+    expect(await neighOf('kntkv2')).toEqual(['10.77.1.2>02:00:00:ab:01:02']);
+    expect(await fdbOf('kntkv2')).toEqual(['02:00:00:ab:01:02>10.81.0.12']);
+  });
+
+  test('a link knit deletes itself starts fresh processes before the next entries', async () => {
+    await k.apply(entry('kntkv2', 3));
+    await k.remove([{ op: 'link-del', name: 'kntkv2' }]);
+    await k.apply([vxlan('kntkv2', 4244)]);
+    const before = spawnCounts();
+    await k.apply(entry('kntkv2', 4));
+    const after = spawnCounts();
+    // One each, for the fresh start (a stale process would have failed and been replaced: two).
+    expect([after.ip - before.ip, after.bridge - before.bridge]).toEqual([1, 1]);
+    expect(await neighOf('kntkv2')).toEqual(['10.77.1.4>02:00:00:ab:01:04']);
+  });
+
+  test('a failing forwarding entry is named, the entries before it taken back, and the next call works', async () => {
+    const err = await rejection(k.apply([
+      { op: 'fdb-add', dev: 'kntkv1', mac: '02:00:00:ab:02:01', dst: '10.81.0.21' },
+      { op: 'fdb-add', dev: 'kntknone', mac: '02:00:00:ab:02:02', dst: '10.81.0.22' },
+      { op: 'fdb-add', dev: 'kntkv1', mac: '02:00:00:ab:02:03', dst: '10.81.0.23' },
+    ]));
+    expect(err.message).toMatch(/^adding forwarding entry 02:00:00:ab:02:02 via 10.81.0.22 on kntknone failed: Cannot find device/);
+    expect(await fdbOf('kntkv1')).toEqual([]);
+    await k.apply([{ op: 'fdb-add', dev: 'kntkv1', mac: '02:00:00:ab:02:04', dst: '10.81.0.24' }]);
+    expect(await fdbOf('kntkv1')).toEqual(['02:00:00:ab:02:04>10.81.0.24']);
+    await k.remove([{ op: 'fdb-del', dev: 'kntkv1', mac: '02:00:00:ab:02:04', dst: '10.81.0.24' }]);
+  });
+
+  test('a removal goes on past a line that fails, as -force does', async () => {
+    await k.apply(entry('kntkv1', 6));
+    await k.remove([
+      { op: 'fdb-del', dev: 'kntknone', mac: '02:00:00:ab:01:06', dst: '10.81.0.16' },
+      { op: 'fdb-del', dev: 'kntkv1', mac: '02:00:00:ab:01:07', dst: '10.81.0.17' },
+      { op: 'fdb-del', dev: 'kntkv1', mac: '02:00:00:ab:01:06', dst: '10.81.0.16' },
+      { op: 'neigh-del', dev: 'kntkv1', ip: '10.77.1.6' },
+    ]);
+    expect([await neighOf('kntkv1'), await fdbOf('kntkv1')]).toEqual([[], []]);
+  });
+
+  test('a neighbour line that ends ip without a line number is named, and the session starts again', async () => {
+    await kernel.apply([{ op: 'bridge-add', name: 'kntkbr7', mtu: 1500, alias: alias('net', 8), up: true }]);
+    await kernel.setSysctl('net.ipv6.conf.kntkbr7.disable_ipv6', '1');
+    const err = await rejection(k.apply([{ op: 'neigh-add', dev: 'kntkbr7', ip: 'fd00::8', mac: '02:00:00:dd:00:08' }]));
+    expect(err.message).toBe('adding neighbour fd00::8 (02:00:00:dd:00:08) on kntkbr7 failed: IPv6 is disabled on this device');
+    await k.apply([{ op: 'neigh-add', dev: 'kntkbr7', ip: '10.77.2.8', mac: '02:00:00:dd:00:08' }]);
+    expect(await neighOf('kntkbr7')).toEqual(['10.77.2.8>02:00:00:dd:00:08']);
   });
 });
 

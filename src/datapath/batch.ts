@@ -32,10 +32,16 @@ export interface KernelObserver {
   failed(what: 'apply' | 'remove'): void;
 }
 
-export function batchRunner(log: Log, observer?: KernelObserver): RunBatch {
+/** A batch process per batch, started here. */
+const spawnBatch: RunBatch = (a) => {
+  const args = a.force ? ['-force', '-batch', '-'] : ['-batch', '-'];
+  return run({ tool: a.tool, args, input: a.lines.map((l) => `${l.text}\n`).join('') });
+};
+
+/** Runs batches through `runner` (a process each, or a long-lived session), logging each and telling the observer. */
+export function batchRunner(log: Log, observer?: KernelObserver, runner: RunBatch = spawnBatch): RunBatch {
   return async (a) => {
-    const args = a.force ? ['-force', '-batch', '-'] : ['-batch', '-'];
-    const r = await run({ tool: a.tool, args, input: a.lines.map((l) => `${l.text}\n`).join('') });
+    const r = await runner(a);
     const done: BatchRun = { tool: a.tool, force: a.force, lines: a.lines.length, calls: a.calls, durationMs: r.durationMs, exitCode: r.exitCode };
     log({ event: 'batch', ...done });
     observer?.batch(done);

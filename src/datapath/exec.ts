@@ -1,7 +1,7 @@
 // The one place that starts processes: a fixed set of kernel tools, no shell, a timeout, and a count per tool.
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { KnitError, unavailable } from '../errors.js';
 
 export type Tool = 'ip' | 'bridge' | 'iptables-restore' | 'ip6tables-restore' | 'iptables-save' | 'ip6tables-save' | 'sysctl' | 'conntrack' | 'wg' | 'wireguard-go';
@@ -74,4 +74,38 @@ export async function run(cmd: Command): Promise<RunResult> {
     throw new KnitError('internal', `cannot run ${cmd.tool} (${path}): ${why}`, { cause: r.cause });
   }
   return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode, durationMs };
+}
+
+/** A tool left running to take commands on its stdin (a batch session); output arrives as it is written. */
+export interface LongLived {
+  write(text: string): void;
+  /** No more input: the tool finishes what it read and exits. */
+  end(): void;
+  kill(): void;
+  /** Settles once the process has exited and its output has all been delivered. */
+  readonly exited: Promise<{ exitCode?: number; signal?: string }>;
+}
+
+/** Starts `tool` for a long conversation; it dies with its stdin, so a knit killed with -9 leaves none behind. */
+export function startTool(cmd: { tool: Tool; args: string[]; onStdout: (text: string) => void; onStderr: (text: string) => void }): LongLived {
+  const path = resolveTool(cmd.tool);
+  counts.set(cmd.tool, (counts.get(cmd.tool) ?? 0) + 1);
+  const p: ResultPromise<{ buffer: false; reject: false; env: Record<string, string> }> = execa(path, cmd.args, {
+    buffer: false,
+    reject: false,
+    env: { LC_ALL: 'C' },
+  });
+  p.stdout.setEncoding('utf8').on('data', cmd.onStdout);
+  p.stderr.setEncoding('utf8').on('data', cmd.onStderr);
+  // A write to a tool that has just exited fails with EPIPE: the exit itself is what the caller hears of.
+  p.stdin.on('error', () => undefined);
+  // Neither the process nor its pipes keep knit (or a test) alive.
+  p.unref();
+  for (const stream of [p.stdin, p.stdout, p.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
+  return {
+    write: (text) => void p.stdin.write(text),
+    end: () => void p.stdin.end(),
+    kill: () => void p.kill('SIGKILL'),
+    exited: p.then((r) => ({ exitCode: r.exitCode, signal: r.signal })),
+  };
 }

@@ -1,11 +1,13 @@
 // The one door to the kernel: applies ops (at most one `ip -batch` and one `bridge -batch` process per call,
-// concurrent plain `ip` work sharing one), reads links and routes, and fronts conntrack, iptables and sysctl.
+// concurrent plain `ip` work sharing one, the overlay's entries through two long-lived ones), reads links and
+// routes, and fronts conntrack, iptables and sysctl.
 import type { Family } from '../addr/cidr.js';
 import { KnitError } from '../errors.js';
 import { ABSENT } from './batch-plan.js';
-import { BatchApplier, batchRunner, type KernelObserver, type Log } from './batch.js';
+import { BatchApplier, batchRunner, type KernelObserver, type Log, type RunBatch } from './batch.js';
+import { BatchSessions } from './batch-session.js';
 import { Conntrack, type Flow } from './conntrack.js';
-import { run } from './exec.js';
+import { run, type RunResult } from './exec.js';
 import { GroupCommit } from './group-commit.js';
 import { Iptables } from './iptables.js';
 import { validateIfName } from './names.js';
@@ -24,6 +26,9 @@ export interface KernelOptions {
 export class Kernel {
   private readonly batches: BatchApplier;
   private readonly shared: GroupCommit;
+  /** Neighbour and forwarding entries only: each host programs every other host's endpoints, so they are the most. */
+  private readonly entries: BatchApplier;
+  private readonly sessions = new BatchSessions();
   private readonly conntrack: Conntrack;
   private readonly iptables: Iptables;
   private readonly observer?: KernelObserver;
@@ -33,8 +38,14 @@ export class Kernel {
   constructor(options: KernelOptions = {}) {
     const log = options.log ?? (() => undefined);
     this.observer = options.observer;
-    const runBatch = batchRunner(log, options.observer);
+    const spawned = batchRunner(log, options.observer);
+    // A link knit deletes may come back under its name: the sessions' cached link indexes go with it.
+    const runBatch: RunBatch = (a): Promise<RunResult> => {
+      if (a.tool === 'ip' && a.lines.some((l) => l.text.startsWith('link del '))) this.sessions.recycle();
+      return spawned(a);
+    };
     this.batches = new BatchApplier(runBatch, log);
+    this.entries = new BatchApplier(batchRunner(log, options.observer, this.sessions.run), log);
     this.shared = new GroupCommit(runBatch, (applied) => this.batches.undo(applied));
     this.conntrack = new Conntrack(log);
     this.iptables = new Iptables(log);
@@ -43,6 +54,7 @@ export class Kernel {
   /** Applies every op or, when one fails, none: the ones before it are undone, and the error names it. */
   async apply(ops: Op[]): Promise<void> {
     const batches = renderBatches(ops);
+    if (entriesOnly(ops)) return this.told('apply', this.entries.apply(ops, batches));
     // Neighbour lines carry no line number when they fail, so only their own batch can tell which call failed.
     const shared = !batches.bridge.length && batches.ip.length && !ops.some((op) => op.op.startsWith('neigh-'));
     return this.told('apply', shared ? this.shared.submit(ops, batches.ip) : this.batches.apply(ops, batches));
@@ -50,7 +62,12 @@ export class Kernel {
 
   /** Best-effort teardown: every op is tried, and "already gone" is success. */
   async remove(ops: Op[]): Promise<void> {
-    return this.told('remove', this.batches.remove(ops));
+    return this.told('remove', (entriesOnly(ops) ? this.entries : this.batches).remove(ops));
+  }
+
+  /** Ends the long-lived batch processes (they also end by themselves when knit dies or leaves them idle). */
+  close(): void {
+    this.sessions.close();
   }
 
   /** The observer hears of a failure the caller gets; the caller gets it unchanged. */
@@ -114,4 +131,9 @@ export class Kernel {
   async setSysctl(name: string, value: string): Promise<void> {
     return writeSysctl(name, value);
   }
+}
+
+/** Neighbour and forwarding entries, nothing else: the ops the long-lived sessions take. */
+function entriesOnly(ops: Op[]): boolean {
+  return ops.length > 0 && ops.every((op) => op.op.startsWith('neigh-') || op.op.startsWith('fdb-'));
 }
