@@ -76,7 +76,7 @@ function notes(rs: Result[]): string[] {
       : "Store figures from the Consul test server's request counters (KV reads as Range, blocking KV reads as Watch, KV writes and transactions as Txn, session create/renew/destroy as LeaseGrant/KeepAlive/LeaseRevoke; HTTP bodies in and out as bytes); it counts no watch events, and a blocking read is counted when it arrives, not when it returns") +
       ' read before and after each probe step; the idle rate of a 60 s window with no changes (leases, liveness checks, sweeps) times the probes\' duration is subtracted.',
     `Idle window per host count: ${each((r) => `${s(r.idle.ms)}, requests/s by kind ${kinds(divide(r.idle.store, r.idle.ms / 1000))}`)}.`,
-    `CPU: /proc/PID/stat of each knit (user+system, its own and its reaped children's: ip, bridge, iptables-restore), summed over hosts; per change = over the probes less the idle rate, divided by changes (a start and a stop each) and by the other hosts. Memory: VmRSS and VmHWM.`,
+    `CPU: /proc/PID/stat of each knit (user+system, its own and its children's: the reaped ones, ip, bridge, iptables-restore, and the live ones, the long-lived ip and bridge that program overlay entries), summed over hosts; per change = over the probes less the idle rate, divided by changes (a start and a stop each) and by the other hosts. Memory: VmRSS and VmHWM.`,
     `Kernel notifications parsed: ${each((r) => `${r.watch.lines}${r.watch.errors ? ` (ip said: ${r.watch.errors.slice(0, 200)})` : ''}`)}.`,
     ...rs.filter((r) => r.dynamic.failures.length).map((r) => `${r.n} hosts: IPAM refused a dynamic address: ${r.dynamic.failures[0]}`),
     ...rs.filter((r) => r.probeFailures.length).map((r) => `${r.n} hosts: failed probes: ${r.probeFailures.slice(0, 3).join(' | ')}`),

@@ -64,8 +64,7 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
     if (addr.record.kind === 'gateway' || used.has(addr.ip)) continue;
     if (now - Date.parse(addr.record.at) < ADDRESS_GRACE_MS) continue;
     try {
-      await ipam.releaseOwned(addr.key);
-      report.leakedAddresses++;
+      if (await ipam.releaseOwned(addr.key)) report.leakedAddresses++;
     } catch (err) {
       log.warn('could not release a leaked address', { address: addr.ip, error: describe(err) });
     }

@@ -6,6 +6,7 @@ import { decode, encode } from '../store/records.js';
 import type { Check, Entry } from '../store/types.js';
 import type { AddressBook } from './allocator.js';
 import { blockBook, blockState, handOut, inOtherBlock, takeBack } from './block-calls.js';
+import { forgetHeld, noteHeld } from './held.js';
 import type { Ledger } from './ledger.js';
 import { parsePoolId, sameRange } from './pools.js';
 import { type AddressRecord, keys, type PoolRecord } from './records.js';
@@ -90,6 +91,7 @@ async function claimStatic(l: Ledger, book: AddressBook, ip: bigint): Promise<bi
   // The cache may be stale when other hosts share the pool: the store decides.
   if (book.isUsed(ip) && (await l.store.get(key))) throw taken;
   const blocks = await claimable(l, book, ip, taken);
+  await noteHeld(l, subnetKey(book.subnet), text, 'static');
   const ok = await l.store.commit([l.addressWrite(book.subnet, text, 'static')], blocks.checks);
   book.take(ip);
   if (ok !== null) return ip;
@@ -129,7 +131,9 @@ async function claimDynamic(l: Ledger, first: AddressBook): Promise<bigint> {
       const where = book.range ? `ip-range ${formatCidr(book.range)}` : `subnet ${formatCidr(book.subnet)}`;
       throw conflict(`no free address left in ${where}; remove containers or use a larger subnet`);
     }
-    const ok = await l.store.commit([l.addressWrite(book.subnet, formatIp(book.subnet.family, ip), 'dynamic')]);
+    const text = formatIp(book.subnet.family, ip);
+    await noteHeld(l, subnetKey(book.subnet), text, 'dynamic');
+    const ok = await l.store.commit([l.addressWrite(book.subnet, text, 'dynamic')]);
     book.take(ip);
     // A lost guard means another claim took this address first: step on to the next one.
     if (ok !== null) return ip;
@@ -158,6 +162,7 @@ export async function releaseAddressOnce(l: Ledger, id: string, address: string)
     return true;
   }
   if ((await l.store.commit([{ key: entry.key, value: null, expect: entry.revision }])) === null) return undefined;
+  await forgetHeld(l, [entry.key]);
   (await l.book(subnet, range)).release(ip);
   blocks?.release(ip, 'record');
   return true;

@@ -4,6 +4,7 @@ import { type Cidr, containsCidr, type Family, formatCidr, parseCidr, sameCidr, 
 import { badRequest, conflict } from '../errors.js';
 import { decode, encode } from '../store/records.js';
 import { blocksHeld, dropLedger } from './block-own.js';
+import { forgetHeldSubnet } from './held.js';
 import type { HeldPool, Ledger } from './ledger.js';
 import { chooseSubnet, isAnySubnet, overlapping, parsePoolId, poolId, type PoolSpec, resized, sameRange } from './pools.js';
 import { type AddressRecord, keys, type PoolRecord } from './records.js';
@@ -101,6 +102,7 @@ export async function releasePoolOnce(l: Ledger, id: string): Promise<true | und
   // Addresses and blocks go before the pool record, so a crash in between leaves a pool, never orphans.
   await dropLedger(l, sk);
   await l.deleteAll([...mine.filter((a) => a.key !== keep), ...(await blocksHeld(l, sk, hosts.length ? l.hostId : undefined))]);
+  await forgetHeldSubnet(l, sk);
   if ((await l.commitHosts({ entry, record }, hosts)) === null) return undefined;
   l.books.delete(sk);
   l.deps.log.info('pool released', { pool: record.subnet, remainingHosts: hosts.length });

@@ -5,6 +5,7 @@ import { parseCidr, parseIp, subnetKey } from '../addr/cidr.js';
 import { decode, encode } from '../store/records.js';
 import { blockState } from './block-calls.js';
 import { blocksHeld, bookOf, ensureHanded, forgetHanded, ledgerAddresses, type OwnAddress, releaseHanded } from './block-own.js';
+import { forgetHeld, heldRecords, noteHeld } from './held.js';
 import type { HeldPool, Ledger } from './ledger.js';
 import { type AddressRecord, keys, type PoolRecord } from './records.js';
 
@@ -73,17 +74,12 @@ async function dropHost(l: Ledger, p: HeldPool, host: string): Promise<boolean> 
   return (await l.commitHosts(p, hosts)) !== null;
 }
 
-/** Every address record this host holds, and the addresses it handed out from its blocks, for reconciliation with endpoints. */
+/**
+ * Every address record this host holds but gateways (the pool's), and the addresses it handed out from its blocks,
+ * for reconciliation with endpoints. With a cluster store the records come from this host's index of them (held.ts).
+ */
 export async function ownAddresses(l: Ledger): Promise<OwnAddress[]> {
-  const entries = await l.store.list('ipam/addrs/');
-  const records = entries
-    .map((e) => ({ e, record: decode<AddressRecord>(e) }))
-    .filter(({ record }) => record.host === l.hostId)
-    .map(({ e, record }) => {
-      const [, , sk, ip] = e.key.split('/');
-      return { key: e.key, ip, subnet: sk.replace('_', '/'), record };
-    });
-  return [...records, ...(await ledgerAddresses(l))];
+  return [...(await heldRecords(l)), ...(await ledgerAddresses(l))];
 }
 
 /** Whether this host holds the pool of `subnet` (a network whose pool was released is gone). */
@@ -106,18 +102,24 @@ export async function ensureOwnedOnce(l: Ledger, subnet: string, ip: string): Pr
   const s = await blockState(l, cidr, book?.g.range, value);
   if (s.state === 'other') return 'taken';
   // Lost: someone claimed it (or its block) between the read and the write; the next attempt reads again.
+  await noteHeld(l, sk, ip, 'static');
   if ((await l.store.commit([l.addressWrite(cidr, ip, 'static')], s.checks)) === null) return undefined;
   await forgetHanded(l, book, value);
   l.books.delete(sk);
   return 'restored';
 }
 
-/** Deletes one of this host's address records found by ownAddresses (leak clean-up). */
-export async function releaseOwnedOnce(l: Ledger, key: string): Promise<true | undefined> {
-  if (key.startsWith(keys.ledgerPrefix)) return releaseHanded(l, key);
+/**
+ * Deletes one of this host's address records found by ownAddresses (leak clean-up): 'released', or 'gone' when no
+ * record of this host was left to delete (its index entry goes too).
+ */
+export async function releaseOwnedOnce(l: Ledger, key: string): Promise<'released' | 'gone' | undefined> {
+  if (key.startsWith(keys.ledgerPrefix)) return (await releaseHanded(l, key)) && 'released';
   const entry = await l.store.get(key);
-  if (!entry || decode<AddressRecord>(entry).host !== l.hostId) return true;
-  if ((await l.store.commit([{ key, value: null, expect: entry.revision }])) === null) return undefined;
-  l.books.clear();
-  return true;
+  if (entry && decode<AddressRecord>(entry).host === l.hostId) {
+    if ((await l.store.commit([{ key, value: null, expect: entry.revision }])) === null) return undefined;
+    l.books.clear();
+  }
+  await forgetHeld(l, [key]);
+  return entry && decode<AddressRecord>(entry).host === l.hostId ? 'released' : 'gone';
 }

@@ -40,6 +40,7 @@ export interface LedgerRecord {
 export const keys = {
   pools: 'ipam/pools/',
   pool: (subnetKey: string) => `ipam/pools/${subnetKey}`,
+  addrsPrefix: 'ipam/addrs/',
   addrs: (subnetKey: string) => `ipam/addrs/${subnetKey}/`,
   addr: (subnetKey: string, ip: string) => `ipam/addrs/${subnetKey}/${ip}`,
   lostPrefix: 'ipam/lost/',
@@ -50,4 +51,12 @@ export const keys = {
   ledgerPrefix: 'ipam/ledger/',
   ledger: (subnetKey: string) => `ipam/ledger/${subnetKey}/`,
   handed: (subnetKey: string, ip: string) => `ipam/ledger/${subnetKey}/${ip}`,
+  /** In the host's own store too: the index of its own address records in the cluster store (held.ts). */
+  heldPrefix: 'ipam/held/',
+  heldIn: (subnetKey: string) => `ipam/held/${subnetKey}/`,
+  held: (subnetKey: string, ip: string) => `ipam/held/${subnetKey}/${ip}`,
+  /** The index entry of an address record's key. */
+  heldOf: (addrKey: string) => `ipam/held/${addrKey.slice('ipam/addrs/'.length)}`,
+  /** Set once the index holds every record of this host (filled from the records once, then kept by each claim). */
+  heldFilled: 'ipam/held-filled',
 };

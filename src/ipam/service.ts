@@ -75,9 +75,9 @@ export class Ipam {
     return this.exclusive(() => this.retry(() => ensureOwnedOnce(this.ledger, subnet, ip)));
   }
 
-  /** Deletes one of this host's address records found by ownAddresses (leak clean-up). */
-  async releaseOwned(key: string): Promise<void> {
-    await this.exclusive(() => this.retry(() => releaseOwnedOnce(this.ledger, key)));
+  /** Deletes one of this host's address records found by ownAddresses (leak clean-up); false when none was left. */
+  async releaseOwned(key: string): Promise<boolean> {
+    return (await this.exclusive(() => this.retry(() => releaseOwnedOnce(this.ledger, key)))) === 'released';
   }
 
   /** Runs `attempt` until it does not lose a compare-and-set (it returns undefined then), forgetting the cache each time. */
