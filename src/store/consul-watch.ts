@@ -4,8 +4,14 @@ import type { Journal } from './consul-journal.js';
 import { merge, type Reported } from './consul-merge.js';
 import type { Watch, WatchEvent } from './types.js';
 
-/** How long Consul may hold one query; the client waits that plus Consul's jitter (wait/16) and some slack. */
-const WAIT_SECONDS = 30;
+/**
+ * How long Consul may hold one query; the client waits that plus Consul's jitter (wait/16) and some slack. A query
+ * that runs out answers with its whole prefix again, unchanged: with a query per other host and segment, that is
+ * the idle load of a cluster, hosts² / wait. Consul's default is 5 min; 2 min keeps a held connection inside the
+ * idle timeouts of common load balancers and NATs (4 min and more), and a silently dead one is given up within
+ * 2.2 min (a host cut off for longer than its lease starts every watch afresh when it is back).
+ */
+const WAIT_SECONDS = 120;
 const REQUEST_TIMEOUT_MS = WAIT_SECONDS * 1_000 * (17 / 16) + 4_000;
 /** Retry pacing while Consul is unreachable: fast enough to resume within seconds of its return. */
 const BACKOFF_FIRST_MS = 100;
