@@ -109,7 +109,10 @@ async function fill(c: Ctx): Promise<{ ms: number; endpoints: number }> {
   await inParallel({ ...c.ctx, deadline: Infinity }, c.bed.hosts, FILL_PARALLEL, async (h) => {
     for (let e = 0; e < ENDPOINTS_PER_HOST; e++) {
       const ep = await startEndpoint(h.conn, c.nets[h.index][e % OVERLAY_SUBNETS.length], { address: staticAddress(h, e, 10) });
-      const wait = c.watch.expect({ mac: ep.mac, ip: ep.ip, vtep: h.vtep, hosts: othersOf(c, h), deleted: false }, FILL_TIMEOUT_MS);
+      const wait = c.watch.expect({ mac: ep.mac, ip: ep.ip, vtep: h.vtep, hosts: othersOf(c, h), deleted: false }, FILL_TIMEOUT_MS)
+        .catch(async (err: Error & { missing?: number[] }) => {
+          throw new Error(`${err.message}; ${await kernelHas(c, err.missing ?? [], ep)}${c.watch.errors ? `; ip monitor said: ${c.watch.errors.trim().slice(0, 300)}` : ''}`);
+        });
       // Awaited below, after every start: one that times out before then must not end the process unhandled
       // (at 100 hosts on Consul it did, and the bed's namespaces were left behind).
       wait.catch(() => undefined);
@@ -118,6 +121,18 @@ async function fill(c: Ctx): Promise<{ ms: number; endpoints: number }> {
   });
   await Promise.all(waits);
   return { ms: Date.now() - started, endpoints: waits.length };
+}
+
+/** Whether the hosts the monitor did not see an endpoint's entries on have them (knit late, or the monitor blind). */
+async function kernelHas(c: Ctx, nsids: number[], ep: { mac: string; ip: string }): Promise<string> {
+  const byId = new Map([...c.ids].map(([netns, id]) => [id, netns]));
+  let has = 0;
+  for (const netns of nsids.map((id) => byId.get(id)!).slice(0, 5)) {
+    const fdb = (await run(['bridge', '-n', netns, 'fdb', 'show'])).stdout.includes(ep.mac);
+    const neigh = (await run(['ip', '-n', netns, 'neigh', 'show', ep.ip])).stdout.includes(ep.mac);
+    if (fdb && neigh) has++;
+  }
+  return `reading the kernel now, ${has} of the first ${Math.min(5, nsids.length)} of those hosts have them`;
 }
 
 /** The kernel's own listing on a few hosts against what the fill must have left there (a positive control of the monitor). */
@@ -235,7 +250,7 @@ async function areaNote(bed: ClusterBed, from: StoreDiagnostics | undefined): Pr
 export async function measureCluster(ctx: BenchContext, bed: ClusterBed, probeCount: number, probeBudgetMs: number): Promise<ClusterResult> {
   const n = bed.hosts.length;
   const ids = await KernelWatch.nsids(bed.hosts.map((h) => h.netns));
-  const watch = KernelWatch.start();
+  const watch = await KernelWatch.start();
   let areas = await areaNote(bed, undefined);
   const logAreas = async (phase: string) => {
     areas = await areaNote(bed, areas.now);

@@ -4,6 +4,9 @@
 // them. A remote endpoint counts as programmed on a host once both its FDB entry (its MAC towards the
 // publisher's VTEP) and its neighbour entry (its IP to its MAC) are there; removed once both are gone.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { setPriority, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { run, within } from '../spec/support/proc.js';
 
 /**
@@ -45,7 +48,13 @@ export class KernelWatch {
   lines = 0;
   errors = '';
 
-  private constructor(private readonly proc: ChildProcess, readonly exited: Promise<void>) {}
+  /** Where ip writes, and how far it has been read. */
+  private offset = 0;
+  private readonly poller: NodeJS.Timeout;
+
+  private constructor(private readonly proc: ChildProcess, readonly exited: Promise<void>, private readonly out: { dir: string; file: FileHandle }) {
+    this.poller = setInterval(() => void this.drain(), 50);
+  }
 
   /** Gives each namespace an ID here (harmless: it goes with the namespace) and returns them by name. */
   static async nsids(names: string[]): Promise<Map<string, number>> {
@@ -59,14 +68,39 @@ export class KernelWatch {
     return ids;
   }
 
-  /** A large receive buffer: a burst of thousands of notifications must not overflow it. */
-  static start(): KernelWatch {
-    const proc = spawn('ip', ['-ts', '-rcvbuf', String(32 * 2 ** 20), 'monitor', 'all-nsid', 'neigh'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /**
+   * A burst of tens of thousands of notifications (100 hosts programming a fill) must not be lost: ip gets a large
+   * receive buffer, runs at nice -10 (it stands for an observer outside the hosts, as the store does), and writes
+   * to a file, so that it never waits for this process, which shares the CPUs with every knit, to read a pipe.
+   */
+  static async start(): Promise<KernelWatch> {
+    const dir = await mkdtemp(join(tmpdir(), 'knit-kernel-watch-'));
+    const file = await open(join(dir, 'monitor.log'), 'w+');
+    const proc = spawn('ip', ['-ts', '-rcvbuf', String(32 * 2 ** 20), 'monitor', 'all-nsid', 'neigh'], { stdio: ['ignore', file.fd, 'pipe'] });
+    if (proc.pid) setPriority(proc.pid, -10);
     const exited = new Promise<void>((resolve) => proc.once('close', () => resolve()));
-    const watch = new KernelWatch(proc, exited);
-    proc.stdout?.setEncoding('utf8').on('data', (text: string) => watch.feed(text));
+    const watch = new KernelWatch(proc, exited, { dir, file });
     proc.stderr?.setEncoding('utf8').on('data', (text: string) => (watch.errors = (watch.errors + text).slice(-2_000)));
     return watch;
+  }
+
+  private draining = false;
+
+  /** Reads what ip wrote since the last time. */
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      const chunk = Buffer.alloc(1 << 20);
+      for (;;) {
+        const { bytesRead } = await this.out.file.read(chunk, 0, chunk.length, this.offset);
+        if (!bytesRead) break;
+        this.offset += bytesRead;
+        this.feed(chunk.subarray(0, bytesRead).toString('utf8'));
+      }
+    } finally {
+      this.draining = false;
+    }
   }
 
   running(): boolean {
@@ -76,6 +110,9 @@ export class KernelWatch {
   async stop(): Promise<void> {
     if (this.running()) this.proc.kill('SIGTERM');
     await within(this.exited, 5_000);
+    clearInterval(this.poller);
+    await this.out.file.close();
+    await rm(this.out.dir, { recursive: true, force: true });
   }
 
   /** Drops what was seen of an endpoint (both directions). */
@@ -100,7 +137,8 @@ export class KernelWatch {
       };
       const timer = setTimeout(() => {
         unregister();
-        reject(new Error(`${e.deleted ? 'removal' : 'entries'} of ${e.mac} (${e.ip}) not seen on ${e.hosts.length - p.done.size} of ${e.hosts.length} hosts within ${timeoutMs} ms`));
+        const missing = e.hosts.filter((h) => !p.done.has(h));
+        reject(Object.assign(new Error(`${e.deleted ? 'removal' : 'entries'} of ${e.mac} (${e.ip}) not seen on ${missing.length} of ${e.hosts.length} hosts within ${timeoutMs} ms`), { missing }));
       }, timeoutMs);
       p.finish = () => {
         clearTimeout(timer);

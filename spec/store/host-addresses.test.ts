@@ -63,6 +63,24 @@ test('a host\'s addresses are republished when they change, and forgotten with t
   b.addrs.stop();
 });
 
+test('after the first read the watch keeps the other hosts\' addresses: a refresh lists none again, a reload does', async () => {
+  const lists: string[] = [];
+  const counted: Store = { kind: store.kind, watchRereadsPrefix: store.watchRereadsPrefix, get: (k) => store.get(k), commit: (w, c) => store.commit(w, c), watch: (p, f, a, o) => store.watch(p, f, a, o), grantLease: (t) => store.grantLease(t), close: () => store.close(), list: (p) => (lists.push(p), store.list(p)) };
+  const a = new HostAddresses({ store: counted, hostId: 'hosta', own: async () => ['10.9.0.1'], log, shared: true });
+  const b = host('hostb', ['10.9.0.3']);
+  await a.refresh();
+  expect(lists).toHaveLength(1);
+  await b.addrs.refresh();
+  await until('host A to see host B\'s address', () => a.all().has('10.9.0.3'));
+  await a.refresh();
+  expect(lists).toHaveLength(1);
+  // Positive control: the liveness check's reload reads them all.
+  await a.reload();
+  expect(lists).toHaveLength(2);
+  a.stop();
+  b.addrs.stop();
+});
+
 test('on the embedded store alone (one host) the addresses are kept in memory and nothing is written', async () => {
   const a = host('hosta', ['10.9.0.1'], false);
   await a.addrs.refresh();

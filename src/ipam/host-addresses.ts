@@ -59,7 +59,7 @@ export class HostAddresses {
     return this.held;
   }
 
-  /** Publishes this host's addresses if they changed, then reads every host's. */
+  /** Publishes this host's addresses if they changed; the first time, reads every host's and starts watching them. */
   async refresh(): Promise<void> {
     const alike = new Set((this.deps.alike ?? []).flatMap((a) => canonical(a) ?? []));
     const all = [...new Set((await this.deps.own()).flatMap((a) => canonical(a) ?? []))].sort();
@@ -72,7 +72,9 @@ export class HostAddresses {
       this.published = own.join();
       this.deps.log.info('host addresses published', { addresses: own });
     }
-    await this.reload();
+    // Read whole once; from then on the watch keeps the others' records, and the liveness check reads them again
+    // once a minute (each sweep reading them too cost every host a read of every host's record every 30 s).
+    if (!this.watch) await this.reload();
   }
 
   /** Reads every host's published addresses, and from then on watches them. */
