@@ -137,6 +137,8 @@ async function claimDynamic(l: Ledger, first: AddressBook): Promise<bigint> {
     book.take(ip);
     // A lost guard means another claim took this address first: step on to the next one.
     if (ok !== null) return ip;
+    // Not this host's (its own records are in the book, never picked): the index entry goes at once.
+    await forgetHeld(l, [keys.addr(subnetKey(book.subnet), text)]);
   }
   throw unavailable('the IPAM store is too busy (every address tried was taken concurrently); try again');
 }

@@ -6,7 +6,7 @@ import { commitInBatches, type Entry } from '../store/types.js';
 import { blockBook, enter, takeBack } from './block-calls.js';
 import type { BlockBook } from './block-book.js';
 import type { Ledger } from './ledger.js';
-import { type AddressRecord, type BlockRecord, keys, type LedgerRecord, type PoolRecord } from './records.js';
+import { addressKeyParts, type AddressRecord, type BlockRecord, keys, type LedgerRecord, type PoolRecord } from './records.js';
 
 export interface OwnAddress {
   key: string;
@@ -15,10 +15,6 @@ export interface OwnAddress {
   record: AddressRecord;
 }
 
-const parts = (key: string) => {
-  const [, , sk, ip] = key.split('/');
-  return { sk, ip, subnet: sk.replace('_', '/') };
-};
 
 /** This host's book of the pool of `subnet`, with the pool's ip-range as stored; undefined without blocks. */
 export async function bookOf(l: Ledger, subnet: Cidr): Promise<BlockBook | undefined> {
@@ -32,14 +28,14 @@ export async function bookOf(l: Ledger, subnet: Cidr): Promise<BlockBook | undef
 export async function ledgerAddresses(l: Ledger): Promise<OwnAddress[]> {
   if (!l.deps.local) return [];
   return (await l.deps.local.list(keys.ledgerPrefix)).map((e) => {
-    const { ip, subnet } = parts(e.key);
+    const { ip, subnet } = addressKeyParts(e.key);
     return { key: e.key, ip, subnet, record: { host: l.hostId, kind: 'dynamic', at: decode<LedgerRecord>(e).at } };
   });
 }
 
 /** Gives back a ledger address no endpoint uses (leak clean-up). */
 export async function releaseHanded(l: Ledger, key: string): Promise<true> {
-  const { ip, subnet } = parts(key);
+  const { ip, subnet } = addressKeyParts(key);
   const book = await bookOf(l, parseCidr(subnet));
   const value = parseIp(ip).value;
   if (book?.inLedger(value)) await takeBack(l, book, value);

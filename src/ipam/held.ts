@@ -9,7 +9,7 @@ import { decode, encode } from '../store/records.js';
 import { commitInBatches } from '../store/types.js';
 import type { OwnAddress } from './block-own.js';
 import type { Ledger } from './ledger.js';
-import { type AddressKind, type AddressRecord, keys } from './records.js';
+import { addressKeyParts, type AddressKind, type AddressRecord, keys } from './records.js';
 
 interface HeldRecord {
   kind: AddressKind;
@@ -49,9 +49,8 @@ export async function heldRecords(l: Ledger): Promise<OwnAddress[]> {
     return found;
   }
   return (await local.list(keys.heldPrefix)).map((e) => {
-    const { sk, ip } = keyParts(e.key);
-    const held = decode<HeldRecord>(e);
-    return { key: keys.addr(sk, ip), ip, subnet: sk.replace('_', '/'), record: { host: l.hostId, ...held } };
+    const { sk, ip, subnet } = addressKeyParts(e.key);
+    return { key: keys.addr(sk, ip), ip, subnet, record: { host: l.hostId, ...decode<HeldRecord>(e) } };
   });
 }
 
@@ -61,13 +60,7 @@ async function scan(l: Ledger): Promise<OwnAddress[]> {
     .map((e) => ({ e, record: decode<AddressRecord>(e) }))
     .filter(({ record }) => record.host === l.hostId && record.kind !== 'gateway')
     .map(({ e, record }) => {
-      const { sk, ip } = keyParts(e.key);
-      return { key: e.key, ip, subnet: sk.replace('_', '/'), record };
+      const { ip, subnet } = addressKeyParts(e.key);
+      return { key: e.key, ip, subnet, record };
     });
-}
-
-/** ipam/<area>/<subnet key>/<ip> */
-function keyParts(key: string): { sk: string; ip: string } {
-  const [, , sk, ip] = key.split('/');
-  return { sk, ip };
 }

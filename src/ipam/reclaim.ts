@@ -116,10 +116,11 @@ export async function ensureOwnedOnce(l: Ledger, subnet: string, ip: string): Pr
 export async function releaseOwnedOnce(l: Ledger, key: string): Promise<'released' | 'gone' | undefined> {
   if (key.startsWith(keys.ledgerPrefix)) return (await releaseHanded(l, key)) && 'released';
   const entry = await l.store.get(key);
-  if (entry && decode<AddressRecord>(entry).host === l.hostId) {
+  const mine = !!entry && decode<AddressRecord>(entry).host === l.hostId;
+  if (mine) {
     if ((await l.store.commit([{ key, value: null, expect: entry.revision }])) === null) return undefined;
     l.books.clear();
   }
   await forgetHeld(l, [key]);
-  return entry && decode<AddressRecord>(entry).host === l.hostId ? 'released' : 'gone';
+  return mine ? 'released' : 'gone';
 }

@@ -56,7 +56,13 @@ export const keys = {
   heldIn: (subnetKey: string) => `ipam/held/${subnetKey}/`,
   held: (subnetKey: string, ip: string) => `ipam/held/${subnetKey}/${ip}`,
   /** The index entry of an address record's key. */
-  heldOf: (addrKey: string) => `ipam/held/${addrKey.slice('ipam/addrs/'.length)}`,
+  heldOf: (addrKey: string) => `ipam/held/${addrKey.slice(keys.addrsPrefix.length)}`,
   /** Set once the index holds every record of this host (filled from the records once, then kept by each claim). */
   heldFilled: 'ipam/held-filled',
 };
+
+/** The subnet and address of a per-address key (`ipam/<area>/<subnet key>/<ip>`: addrs, ledger, held). */
+export function addressKeyParts(key: string): { sk: string; ip: string; subnet: string } {
+  const [, , sk, ip] = key.split('/');
+  return { sk, ip, subnet: sk.replace('_', '/') };
+}
