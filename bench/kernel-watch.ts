@@ -85,13 +85,15 @@ export class KernelWatch {
   }
 
   private draining = false;
+  /** One read buffer for every drain (it runs every 50 ms). */
+  private readonly chunk = Buffer.alloc(1 << 20);
 
   /** Reads what ip wrote since the last time. */
   private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     try {
-      const chunk = Buffer.alloc(1 << 20);
+      const chunk = this.chunk;
       for (;;) {
         const { bytesRead } = await this.out.file.read(chunk, 0, chunk.length, this.offset);
         if (!bytesRead) break;
