@@ -1,6 +1,6 @@
-// Who leads the liveness checks (LiveHosts, fed like every other host record) and what a tick does: the leader
-// checks at every tick, the others only on every FULL_CHECK_EVERY-th; a failed check is logged, never thrown.
-import { FULL_CHECK_EVERY, livenessTick, type LivenessDeps } from '../../src/liveness.js';
+// Who leads the liveness checks (LiveHosts, fed like every other host record), when each host checks
+// (CheckSchedule) and what a check does; a failed check is logged, never thrown.
+import { CheckSchedule, FULL_CHECK_EVERY, livenessTick, type LivenessDeps } from '../../src/liveness.js';
 import { LiveHosts } from '../../src/network/overlay/live-hosts.js';
 import type { HostLease } from '../../src/network/overlay/lease.js';
 import { recordingLog } from './ipam-bed.js';
@@ -37,6 +37,61 @@ describe('LiveHosts', () => {
   });
 });
 
+describe('CheckSchedule', () => {
+  const INTERVAL = 5_000;
+  const AFTER = 60_000;
+  const schedule = (id: string, hosts: string[], phase = 1) => {
+    const clock = { now: 1_000_000 };
+    const live = new LiveHosts(id);
+    void live.reset(hosts.map((h) => entry(`hosts/${h}`)));
+    const s = new CheckSchedule({ live, afterMs: AFTER, intervalMs: INTERVAL, phase, now: () => clock.now });
+    /** Ticks from..to (inclusive), one interval apart: the ticks that ran a check, with their kind. */
+    const run = (from: number, to: number) => {
+      const ran: string[] = [];
+      for (let t = from; t <= to; t++, clock.now += INTERVAL) {
+        const kind = s.at(t);
+        if (kind) ran.push(`${t}:${kind}`);
+      }
+      return ran;
+    };
+    return { s, live, clock, run };
+  };
+
+  test('the leader checks at the first tick, then not while nothing changes but on its own tick once a minute', () => {
+    const { run } = schedule('aa', ['mm'], 1);
+    // Phase 1: its own check falls on ticks 11, 23, ...
+    expect(run(1, 24)).toEqual(['1:lead', '11:full', '23:full']);
+  });
+
+  test('a change of the live hosts makes the leader check at the next tick, and again once a quarantine can have run out', () => {
+    const { live, run } = schedule('aa', ['mm', 'nn'], 1);
+    expect(run(1, 5)).toEqual(['1:lead']);
+    live.change({ type: 'delete', key: 'hosts/nn', revision: 2 });
+    // AFTER + INTERVAL later is 13 ticks later: tick 6 is the next, 6 + 13 = 19 the deadline's.
+    expect(run(6, 30)).toEqual(['6:lead', '11:full', '19:lead', '23:full']);
+  });
+
+  test('another host checks on its own tick only, changes or not; a failed check makes only the leader retry', () => {
+    const { s, live, run } = schedule('zz', ['mm'], 1);
+    live.change({ type: 'put', key: 'hosts/nn', value: '{}', revision: 2 });
+    s.retry();
+    expect(run(1, 30)).toEqual(['11:full', '23:full']);
+    const leader = schedule('aa', ['mm'], 1);
+    expect(leader.run(1, 3)).toEqual(['1:lead']);
+    leader.s.retry();
+    expect(leader.run(4, 6)).toEqual(['4:lead']);
+  });
+
+  test('beyond 12 hosts a host\'s own check comes less often: the cluster as a whole runs about one a tick', () => {
+    const ids = Array.from({ length: 99 }, (_, i) => `h${String(i).padStart(3, '0')}`);
+    const { s, run } = schedule('zz', ids, 0);
+    expect(s.period()).toBe(108);
+    expect(run(1, 216)).toEqual(['108:full', '216:full']);
+    // Positive control: with 11 others, once a minute.
+    expect(schedule('zz', ids.slice(0, 11), 0).s.period()).toBe(12);
+  });
+});
+
 describe('livenessTick', () => {
   const bed = (o: { leads: boolean; reclaimed?: string[]; fail?: boolean }) => {
     const calls: string[] = [];
@@ -45,7 +100,7 @@ describe('livenessTick', () => {
     const { log, lines } = recordingLog();
     const deps: LivenessDeps = {
       lease: { liveHosts: async () => (calls.push('liveHosts'), new Set(['mm'])) } as unknown as HostLease,
-      live,
+      schedule: new CheckSchedule({ live, afterMs: 60_000, intervalMs: 5_000, phase: 0 }),
       ipam: {
         reclaimLost: async (a) => {
           calls.push(`reclaim live=${[...a.live]} after=${a.afterMs}`);
@@ -62,7 +117,7 @@ describe('livenessTick', () => {
     return { deps, calls, lines };
   };
 
-  test('the leader checks at every tick and reads the host addresses again only when it reclaimed someone', async () => {
+  test('the leader\'s check reads the host addresses again only when it reclaimed someone', async () => {
     const { deps, calls } = bed({ leads: true });
     expect(await livenessTick(deps, 1)).toBe(true);
     expect(calls).toEqual(['liveHosts', 'reclaim live=mm after=60000', 'segments ', 'tunnel ', 'forget ']);
@@ -71,7 +126,7 @@ describe('livenessTick', () => {
     expect(r.calls.slice(2)).toEqual(['segments gone', 'tunnel gone', 'forget gone', 'reload']);
   });
 
-  test('another host does nothing but on every FULL_CHECK_EVERY-th tick, when it checks as the leader does', async () => {
+  test('another host does nothing but on its own tick, when it checks as the leader does and reads the host addresses again', async () => {
     const { deps, calls } = bed({ leads: false });
     for (let t = 1; t < FULL_CHECK_EVERY; t++) expect(await livenessTick(deps, t)).toBe(false);
     expect(calls).toEqual([]);
@@ -79,10 +134,13 @@ describe('livenessTick', () => {
     expect(calls).toEqual(['liveHosts', 'reclaim live=mm after=60000', 'segments ', 'tunnel ', 'forget ', 'reload']);
   });
 
-  test('a failed check is logged and the tick resolves', async () => {
+  test('a failed check is logged, the tick resolves, and the leader checks again at the next tick', async () => {
     const { deps, calls, lines } = bed({ leads: true, fail: true });
     expect(await livenessTick(deps, 1)).toBe(true);
     expect(calls).toEqual(['liveHosts', 'reclaim live=mm after=60000']);
     expect(lines).toEqual([expect.objectContaining({ level: 'warn', message: 'liveness check failed', meta: { error: expect.stringContaining('etcd did not answer') } })]);
+    expect(await livenessTick(deps, 2)).toBe(true);
+    // The leader tried again at the next tick (and failed again: this bed always fails).
+    expect(calls.filter((c) => c === 'liveHosts')).toHaveLength(2);
   });
 });
