@@ -23,7 +23,6 @@ import { spawnCounts } from './datapath/exec.js';
 import { openLocalStore } from './store/local.js';
 import { openClusterStore } from './store/open.js';
 import { Overlay } from './network/overlay/index.js';
-import { K } from './network/overlay/keys.js';
 import { HostLease } from './network/overlay/lease.js';
 import { Segments } from './network/overlay/segments.js';
 import { HostRecordWatch } from './network/overlay/watch.js';
@@ -36,8 +35,6 @@ import { decode } from './store/records.js';
 import { boundPorts } from './datapath/sockets.js';
 import { statusDocument } from './status.js';
 import type { Store } from './store/types.js';
-import { NameCache } from './names/cache.js';
-import { nameAnchor } from './names/records.js';
 import { startNames, type RunningNames } from './names/start.js';
 import { ensureDnsAddress } from './datapath/dns-address.js';
 import { readUsage } from './ipam/usage.js';
@@ -119,7 +116,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const ul = config.advertise ? await underlay(kernel, config.advertise) : undefined;
   // With a cluster store every host keeps a liveness key under its lease, overlays or not; the overlay needs KNIT_ADVERTISE.
   // Name records live under it too (with the embedded store, whose leases end with the process, as well).
-  const lease = cluster !== local || ul || config.dnsAddress ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS, anchors: [K.anchor, nameAnchor] }) : undefined;
+  const lease = cluster !== local || ul || config.dnsAddress ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS }) : undefined;
   const watch = lease ? new HostRecordWatch({ cluster, hostId, lease, log }) : undefined;
   const live = watch && cluster !== local ? new LiveHosts(hostId) : undefined;
   if (live) {
@@ -134,9 +131,6 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     : undefined;
   const overlay = ul && lease && watch && tunnel ? new Overlay({ cluster, hostId, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu }, kernel, log, lease, watch, live, tunnel }) : undefined;
   const segments = overlay?.segments ?? new Segments({ cluster, hostId, log });
-  // Every host's names, watched from the lease's first connect (on Consul only the other hosts on this host's segments).
-  const nameCache = config.dnsAddress && watch ? new NameCache(() => overlay?.partners() ?? []) : undefined;
-  if (nameCache) watch?.add(nameCache);
   const firewall = new IptablesFirewall(kernel, log);
   let sweepSoon = (): void => undefined;
   // Addresses on knit's own links (bridge gateways) are IPAM's already, and go with their networks.
@@ -204,11 +198,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     } });
   }
   // Names across hosts (issue 13), after the socket answers: the engine may be waiting for knit at its own start.
-  if (config.dnsAddress && lease && nameCache) {
+  if (config.dnsAddress && lease) {
     // Names are an addition: if they cannot start, the networks must still work, and the log says why.
     names = await startNames(
       { address: config.dnsAddress, dockerSocket: config.dockerSocket, resolvConf: config.resolvConf, endpointName: hints.endpointName },
-      { local, cache: nameCache, hostId, sink: lease, kernel, log },
+      { local, cluster, hostId, sink: lease, kernel, log },
     ).catch((err) => (log.error('names across hosts could not start; networks work without them', { error: describe(err) }), undefined));
   } else {
     // Turned off: the address knit put on lo earlier goes (only one carrying knit's label).

@@ -4,7 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/log.js';
-import { NameCache } from '../../src/names/cache.js';
 import { Names } from '../../src/names/service.js';
 import { HostLease } from '../../src/network/overlay/lease.js';
 import { keys } from '../../src/network/records.js';
@@ -32,7 +31,7 @@ beforeAll(async () => {
   await lease.start();
   // A Docker socket nobody serves: every name of a querier below comes from the endpoint records alone.
   names = new Names({
-    local: store, cache: new NameCache(), hostId: 'h1', sink: lease, dockerSocket: join(dir, 'no-docker.sock'), resolver: '169.254.53.53', log,
+    local: store, cluster: store, hostId: 'h1', sink: lease, dockerSocket: join(dir, 'no-docker.sock'), resolver: '169.254.53.53', log,
     endpointName: (ip) => (ip === '10.9.0.7' ? 'Web29' : undefined),
   });
   await names.start();

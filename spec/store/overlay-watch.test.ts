@@ -1,12 +1,10 @@
-// Which other hosts' overlay endpoints and names each host learns, through each real store: the same outcome on all
-// three; on Consul, whose watches read their whole prefix at every change, only the changed host's records on that
+// Which other hosts' overlay endpoints each host learns, through each real store: the same outcome on all three;
+// on Consul, whose watches read their whole prefix at every change, only the changed host's records on that
 // segment are read (HostRecordWatch's partitions), whatever else the cluster holds.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/log.js';
-import { NameCache } from '../../src/names/cache.js';
-import { encodeName, nameAnchor, nameKey } from '../../src/names/records.js';
 import type { Datapath } from '../../src/network/datapath.js';
 import { Overlay } from '../../src/network/overlay/index.js';
 import { K } from '../../src/network/overlay/keys.js';
@@ -93,12 +91,11 @@ class Host {
   readonly lease: HostLease;
   readonly watch: HostRecordWatch;
   readonly overlay: Overlay;
-  readonly names: NameCache;
   readonly mem = memoryKernel();
   private n = 0;
 
   constructor(readonly id: string, readonly index: number, store: Store) {
-    this.lease = new HostLease({ cluster: store, hostId: id, vtep: `198.51.100.${index}`, log, ttlSeconds: 10, anchors: [K.anchor, nameAnchor] });
+    this.lease = new HostLease({ cluster: store, hostId: id, vtep: `198.51.100.${index}`, log, ttlSeconds: 10 });
     this.watch = new HostRecordWatch({ cluster: store, hostId: id, lease: this.lease, log });
     const live = new LiveHosts(id);
     this.watch.add(live);
@@ -107,21 +104,6 @@ class Host {
       cluster: store, hostId: id, underlay: { vtep: `198.51.100.${index}`, mtu: 1500 }, kernel: this.mem.kernel, log,
       lease: this.lease, watch: this.watch, live, tunnel: undefined as unknown as Tunnel,
     });
-    // As the daemon does: names after the overlay, whose partners they follow.
-    this.names = new NameCache(() => this.overlay.partners());
-    this.watch.add(this.names);
-  }
-
-  /** Publishes a name record as the names publisher does (under the lease); returns its key. */
-  async name(s: (typeof SEGMENTS)[number], name: string): Promise<string> {
-    const key = nameKey(s.sk, this.id, `name${this.id}${++this.n}`);
-    await this.lease.put(key, encodeName({ names: [name], v4: [`10.${s.vni - 8911}.${this.index}.${this.n}`], v6: [] }));
-    return key;
-  }
-
-  /** The addresses this host answers for `name` on the segment. */
-  resolves(s: (typeof SEGMENTS)[number], name: string): string {
-    return this.names.table.lookup(name, [s.sk])?.v4.join() ?? '';
   }
 
   /** The other hosts' endpoints this host has programmed on a segment: their MACs (not the flood entries). */
@@ -198,34 +180,6 @@ describe.each(backends)('overlay endpoints through the %s store', (_name, open) 
       await c.stop();
       await until('c\'s endpoint is gone from a and b', () => !a.programmed(s2).includes(c1) && !b.programmed(s2).includes(c1));
       expect(b.programmed(s2)).toEqual([a2]);
-    } finally {
-      for (const h of hosts) await h.stop().catch(() => undefined);
-    }
-  });
-  test('each host answers the others\' names on its segments; a name removed or a host gone is no longer answered', async () => {
-    const backend = await open();
-    const hosts: Host[] = [];
-    const [s1, s2] = SEGMENTS;
-    try {
-      for (const [id, segments] of [['aaaa', [s1, s2]], ['bbbb', [s1, s2]], ['cccc', [s2]]] as const) {
-        const h = new Host(id, hosts.length + 1, await backend.client());
-        hosts.push(h);
-        await h.start([...segments]);
-      }
-      const [a, b, c] = hosts;
-      const web = await a.name(s1, 'web');
-      await c.name(s2, 'db');
-      await until('b answers a\'s web on s1 and c\'s db on s2', () => b.resolves(s1, 'web') === '10.90.1.1' && b.resolves(s2, 'db') === '10.91.3.1');
-      await until('a answers c\'s db', () => a.resolves(s2, 'db') === '10.91.3.1');
-      // A name is answered on its own segment only (which segments a querier may ask on, Names decides).
-      expect(c.resolves(s2, 'web')).toBe('');
-      expect(b.resolves(s2, 'web')).toBe('');
-      // Removed: gone from every host; a host that stops (its lease revoked): its names go too.
-      await a.lease.drop(web);
-      await until('a\'s web gone from b', () => b.resolves(s1, 'web') === '');
-      expect(b.resolves(s2, 'db')).toBe('10.91.3.1');
-      await c.stop();
-      await until('c\'s db gone from a and b', () => a.resolves(s2, 'db') === '' && b.resolves(s2, 'db') === '');
     } finally {
       for (const h of hosts) await h.stop().catch(() => undefined);
     }
@@ -316,42 +270,6 @@ test('on Consul a host whose lease lapses gets back what it missed, and the othe
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(a.programmed(s1)).toEqual([b1, c1].sort());
     expect(c.programmed(s1)).toEqual([a1, a2, a3, b1].sort());
-  } finally {
-    for (const h of hosts) await h.stop().catch(() => undefined);
-  }
-});
-
-test('on Consul a name change is read by each other host as the changed host\'s names on that segment, not every name in the cluster', async () => {
-  const [s1, s2] = SEGMENTS;
-  const { consul, hosts, client } = await consulCluster((id) => (id === 'aaaa' ? [s1] : [s1, s2]));
-  try {
-    const [a, b, c] = hosts;
-    // c holds many names, on both segments.
-    for (let i = 0; i < 20; i++) await c.name(i % 2 ? s2 : s1, `many${i}`);
-    await until('a and b answer c\'s names', () => a.resolves(s1, 'many18') !== '' && b.resolves(s2, 'many19') !== '');
-    await new Promise((resolve) => setTimeout(resolve, 500));
-
-    // Every watched prefix holds its host's anchor: writes elsewhere wake no names watch.
-    const writer = await client();
-    const quiet = await consul.kvReads();
-    for (let i = 0; i < 20; i++) await writer.commit([{ key: `elsewhere/${i}`, value: 'x' }]);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect((await consul.kvReads()) - quiet).toBeLessThanOrEqual(2);
-
-    const base = await consul.counters();
-    await writer.list('names/');
-    const wholePrefix = (await consul.counters()).bytesOut - base.bytesOut;
-
-    const before = await consul.counters();
-    await b.name(s1, 'web');
-    await until('a and c answer b\'s web', () => a.resolves(s1, 'web') !== '' && c.resolves(s1, 'web') !== '');
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const readBytes = (await consul.counters()).bytesOut - before.bytesOut;
-    console.log(`names: one change read ${readBytes} B; one whole-prefix listing ${wholePrefix} B`);
-    // Positive control: the change was read; whole-prefix watches would make a and c each read c's twenty names again.
-    expect(readBytes).toBeGreaterThan(0);
-    expect(wholePrefix).toBeGreaterThan(20 * 100);
-    expect(readBytes).toBeLessThan(wholePrefix / 2);
   } finally {
     for (const h of hosts) await h.stop().catch(() => undefined);
   }

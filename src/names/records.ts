@@ -4,12 +4,6 @@ import { decode, encode } from '../store/records.js';
 /** `names/<network key>/<host id>/<endpoint id>`: the network key is the overlay segment (the same on every host) or the network ID. */
 export const NAMES = 'names/';
 export const nameKey = (network: string, host: string, endpoint: string): string => `${NAMES}${network}/${host}/${endpoint}`;
-/**
- * A host's name records on one overlay segment are below this prefix, which is also a key: the host's anchor there,
- * written under its lease while it has a network on the segment (so that the prefix other hosts watch on Consul is
- * never empty: an empty prefix wakes a blocking query at every write anywhere).
- */
-export const nameAnchor = (network: string, host: string): string => `${NAMES}${network}/${host}/`;
 
 export interface NameRecord {
   names: string[];
@@ -41,14 +35,6 @@ export function parseName(key: string, value: string): ParsedName | undefined {
 }
 
 export function splitKey(key: string): { network: string; host: string; endpoint: string } | undefined {
-  const where = splitAny(key);
-  return where?.endpoint ? where : undefined;
-}
-
-/** The host that wrote a name record or an anchor (nameAnchor); undefined for a key of another shape. */
-export const nameHostOf = (key: string): string | undefined => splitAny(key)?.host;
-
-function splitAny(key: string): { network: string; host: string; endpoint: string } | undefined {
   const [network, host, endpoint, ...rest] = key.slice(NAMES.length).split('/');
-  return key.startsWith(NAMES) && network && host && endpoint !== undefined && !rest.length ? { network, host, endpoint } : undefined;
+  return key.startsWith(NAMES) && network && host && endpoint && !rest.length ? { network, host, endpoint } : undefined;
 }

@@ -1,21 +1,24 @@
 // knit's names (issue 13): this host's containers' names published from the engine's events, every host's
-// names kept in memory (NameCache, fed by the cluster's watches), and the resolver answered from that memory (NameSource).
+// names kept in memory from a watch, and the resolver answered from that memory (NameSource).
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NameSource } from '../dns/names.js';
 import { EngineWatcher } from '../engine/watcher.js';
+import { describe } from '../errors.js';
 import { short, type Logger } from '../log.js';
 import { keys, type EndpointRecord, type NetworkRecord } from '../network/records.js';
 import { decode } from '../store/records.js';
 import type { Store } from '../store/types.js';
-import type { NameCache } from './cache.js';
 import { Mirror } from './mirror.js';
 import { desiredRecords, querierIndex, resolverMisses, type Querier } from './plan.js';
 import { Publisher, type RecordSink } from './publisher.js';
+import { NAMES } from './records.js';
+import { NameTable } from './table.js';
 
 export interface NamesDeps {
   /** The host's own records (networks, endpoints), as the driver keeps them. */
   local: Store;
-  /** Every host's name records, kept by the cluster's watches (the embedded store's on one host). */
-  cache: NameCache;
+  /** Where every host's name records are (the embedded store on one host). */
+  cluster: Store;
   hostId: string;
   sink: RecordSink;
   dockerSocket: string;
@@ -26,35 +29,44 @@ export interface NamesDeps {
   log: Logger;
 }
 
+const CACHE_RETRY_MAX_MS = 10_000;
+
 export class Names implements NameSource {
+  private readonly table = new NameTable();
   private readonly nets = new Map<string, NetworkRecord>();
   private readonly eps = new Map<string, EndpointRecord>();
   private queriers = new Map<string, Querier>();
   /** Endpoints the engine reported since their Join (dropped with the endpoint): no name hint for them again. */
   private readonly reported = new Set<string>();
   private readonly localMirrors: Mirror[];
+  private readonly cache: Mirror;
   private readonly engine: EngineWatcher;
   private readonly publisher: Publisher;
   private warned = false;
+  private stopped = false;
 
   constructor(private readonly deps: NamesDeps) {
     this.localMirrors = [
       new Mirror(deps.local, keys.networks, (k, v) => this.onNetwork(k, v)),
       new Mirror(deps.local, keys.allEndpoints, (k, v) => this.onEndpoint(k, v)),
     ];
+    this.cache = new Mirror(deps.cluster, NAMES, (k, v) => this.table.set(k, v));
     this.engine = new EngineWatcher({ socketPath: deps.dockerSocket, log: deps.log, onChange: () => this.publisher.kick() });
     this.publisher = new Publisher(deps.sink, () => this.desired(), deps.log);
   }
 
-  /** The host's own records are read at once; the engine follows in the background. */
+  /** The host's own records are read at once; the engine and the cluster's names follow in the background. */
   async start(): Promise<void> {
     for (const m of this.localMirrors) await m.start();
     this.engine.start();
+    void this.startCache();
   }
 
   stop(): void {
+    this.stopped = true;
     this.engine.stop();
     this.publisher.stop();
+    this.cache.close();
     for (const m of this.localMirrors) m.close();
   }
 
@@ -67,11 +79,11 @@ export class Names implements NameSource {
   }
 
   lookup(name: string, networks: string[]): { v4: string[]; v6: string[] } | undefined {
-    return this.deps.cache.table.lookup(name, networks);
+    return this.table.lookup(name, networks);
   }
 
   reverse(ip: string, networks: string[]): string | undefined {
-    return this.deps.cache.table.reverse(ip, networks);
+    return this.table.reverse(ip, networks);
   }
 
   /** For `knit status`. */
@@ -80,7 +92,7 @@ export class Names implements NameSource {
       resolver: this.deps.resolver,
       engine: { socket: this.deps.dockerSocket, connected: this.engine.connected, containers: this.engine.containers().length },
       published: this.publisher.size,
-      records: this.deps.cache.table.size,
+      records: this.table.size,
       withoutResolver: this.misses().map((e) => short(e.id)),
     };
   }
@@ -105,10 +117,7 @@ export class Names implements NameSource {
     const containers = this.engine.containers();
     for (const c of containers) for (const e of c.endpoints) if (this.eps.get(e.endpointId)?.sandboxKey) this.reported.add(e.endpointId);
     const input = { hostId: this.deps.hostId, containers, endpoints: this.eps, networks: this.nets, reported: this.reported };
-    const want = desiredRecords({ ...input, endpointName: this.deps.endpointName });
-    // Answered from at once: the store's copy is for the other hosts.
-    this.deps.cache.showOwn(want);
-    return want;
+    return desiredRecords({ ...input, endpointName: this.deps.endpointName });
   }
 
   private onNetwork(key: string, value: string | undefined): void {
@@ -137,5 +146,18 @@ export class Names implements NameSource {
   private changed(): void {
     this.queriers = querierIndex(this.eps.values(), this.nets);
     this.publisher.kick();
+  }
+
+  private async startCache(): Promise<void> {
+    for (let delay = 1_000, failures = 0; !this.stopped; delay = Math.min(delay * 2, CACHE_RETRY_MAX_MS), failures++) {
+      try {
+        await this.cache.start();
+        return;
+      } catch (err) {
+        if (failures === 0) this.deps.log.warn('names of other hosts not readable yet; retrying', { store: this.deps.cluster.kind, error: describe(err) });
+        this.cache.close();
+        await sleep(delay, undefined, { ref: false });
+      }
+    }
   }
 }

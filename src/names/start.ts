@@ -5,7 +5,6 @@ import type { Logger } from '../log.js';
 import { ensureDnsAddress } from '../datapath/dns-address.js';
 import type { Op } from '../datapath/ops.js';
 import type { Store } from '../store/types.js';
-import type { NameCache } from './cache.js';
 import type { RecordSink } from './publisher.js';
 import { Names } from './service.js';
 
@@ -22,8 +21,7 @@ export interface NamesSettings {
 
 export interface NamesDeps {
   local: Store;
-  /** Every host's name records, kept by the cluster's watches (added to HostRecordWatch before the lease started). */
-  cache: NameCache;
+  cluster: Store;
   hostId: string;
   /** The host's lease (HostLease): its records live and die with it, so a dead host's names go with it. */
   sink: RecordSink;
@@ -39,7 +37,7 @@ export interface RunningNames {
 
 /** After the plugin socket answers: the engine may be waiting for knit at its own start. */
 export async function startNames(s: NamesSettings, d: NamesDeps): Promise<RunningNames> {
-  const names = new Names({ local: d.local, cache: d.cache, hostId: d.hostId, sink: d.sink, dockerSocket: s.dockerSocket, resolver: s.address, endpointName: s.endpointName, log: d.log });
+  const names = new Names({ local: d.local, cluster: d.cluster, hostId: d.hostId, sink: d.sink, dockerSocket: s.dockerSocket, resolver: s.address, endpointName: s.endpointName, log: d.log });
   await names.start();
   let resolver: Resolver | undefined;
   try {

@@ -20,7 +20,7 @@ import type { Datapath } from '../datapath.js';
 import type { EndpointRecord, NetworkRecord } from '../records.js';
 import { segmentKey } from './keys.js';
 import type { HostLease } from './lease.js';
-import { Peers, type Partner, type SegmentStats } from './peers.js';
+import { Peers, type SegmentStats } from './peers.js';
 import { endpointKey, endpointValue } from './publication.js';
 import { Segments, type SegmentSpec } from './segments.js';
 import type { HostRecordWatch } from './watch.js';
@@ -68,11 +68,6 @@ export class Overlay {
 
   get underlayMtu(): number {
     return this.deps.underlay.mtu;
-  }
-
-  /** The other hosts on each local segment (those with a cluster store's liveness key and listed by the segment). */
-  partners(): Partner[] {
-    return this.peers.partners();
   }
 
   /** Per local segment: the other hosts and endpoints on it and the entries programmed (for metrics). */

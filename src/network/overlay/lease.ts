@@ -1,8 +1,7 @@
 // This host's lease in the cluster store: its liveness key and every record it publishes live under it, and
 // are written again under a new lease after an outage. Records of any kind (endpoints, names, keys) use it.
-// Each overlay segment this host has a network on also gets anchor records under the lease (K.anchor, and one per
-// other kind watched per host and segment, such as names), so that the prefixes of this host's records there, which
-// other hosts watch on Consul, are never empty.
+// Each overlay segment this host has a network on also gets an anchor record under the lease (K.anchor), so that
+// the prefix of this host's endpoints there, which other hosts watch on Consul, is never empty.
 import { describe, unavailable } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { encode } from '../../store/records.js';
@@ -16,8 +15,6 @@ export interface HostLeaseDeps {
   vtep?: string;
   log: Logger;
   ttlSeconds: number;
-  /** The anchors written per segment joined (default: K.anchor alone). */
-  anchors?: Array<(segment: string, host: string) => string>;
 }
 
 /** What the lease is doing, for metrics: held or not, its records, and how often it was granted and lost. */
@@ -104,22 +101,14 @@ export class HostLease {
   joinSegment(segment: string): void {
     if (this.segments.has(segment)) return;
     this.segments.add(segment);
-    for (const key of this.anchorsOf(segment)) {
-      this.records.set(key, ANCHOR);
-      this.pending.set(key, ANCHOR);
-    }
+    this.records.set(K.anchor(segment, this.deps.hostId), ANCHOR);
+    this.pending.set(K.anchor(segment, this.deps.hostId), ANCHOR);
   }
 
   leaveSegment(segment: string): void {
     if (!this.segments.delete(segment)) return;
-    for (const key of this.anchorsOf(segment)) {
-      this.records.delete(key);
-      this.pending.set(key, null);
-    }
-  }
-
-  private anchorsOf(segment: string): string[] {
-    return (this.deps.anchors ?? [K.anchor]).map((anchor) => anchor(segment, this.deps.hostId));
+    this.records.delete(K.anchor(segment, this.deps.hostId));
+    this.pending.set(K.anchor(segment, this.deps.hostId), null);
   }
 
   /** Writes the pending anchor changes now; without a lease they wait for the next connect. */

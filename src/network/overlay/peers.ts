@@ -21,12 +21,6 @@ export interface SegmentStats {
   neigh?: number;
 }
 
-/** Another host on one of this host's segments: whose records there this host needs. */
-export interface Partner {
-  segment: string;
-  host: string;
-}
-
 export class Peers implements HostRecords {
   readonly prefix = K.endpoints;
   private readonly local = new Map<string, string>(); // segment -> VXLAN device
@@ -41,17 +35,15 @@ export class Peers implements HostRecords {
     return (parseEndpointKey(key) ?? parseAnchorKey(key))?.host;
   }
 
-  /** The records of each partner (another host on a local segment): each one's anchor prefix. */
+  /**
+   * The records of each other live host on each local segment its record lists it on (every live host for a
+   * segment whose record lists none).
+   */
   partitions(): string[] {
-    return this.partners().map((p) => K.anchor(p.segment, p.host));
-  }
-
-  /** Each other live host on each local segment its record lists it on (every live host for a segment whose record lists none). */
-  partners(): Partner[] {
-    const out: Partner[] = [];
+    const out: string[] = [];
     for (const segment of this.local.keys()) {
       const members = this.deps.members?.of(segment);
-      for (const host of this.deps.live?.hosts() ?? []) if (!members || members.has(host)) out.push({ segment, host });
+      for (const host of this.deps.live?.hosts() ?? []) if (!members || members.has(host)) out.push(K.anchor(segment, host));
     }
     return out;
   }
