@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import type { Datapath } from '../../src/network/datapath.js';
 import { Overlay } from '../../src/network/overlay/index.js';
 import { K } from '../../src/network/overlay/keys.js';
@@ -20,6 +20,7 @@ import { decode } from '../../src/store/records.js';
 import type { Store } from '../../src/store/types.js';
 import { startConsulServer, type ConsulTestServer } from '../support/consul-server.js';
 import { startEtcd } from '../support/etcd.js';
+import { recordingLog } from '../unit/ipam-bed.js';
 import { until } from './contract.js';
 
 const log = createLogger('error');
@@ -94,9 +95,9 @@ class Host {
   readonly mem = memoryKernel();
   private n = 0;
 
-  constructor(readonly id: string, readonly index: number, store: Store) {
+  constructor(readonly id: string, readonly index: number, store: Store, o: { warnAbove?: number; log?: Logger } = {}) {
     this.lease = new HostLease({ cluster: store, hostId: id, vtep: `198.51.100.${index}`, log, ttlSeconds: 10 });
-    this.watch = new HostRecordWatch({ cluster: store, hostId: id, lease: this.lease, log });
+    this.watch = new HostRecordWatch({ cluster: store, hostId: id, lease: this.lease, log: o.log ?? log, warnAbove: o.warnAbove });
     const live = new LiveHosts(id);
     this.watch.add(live);
     live.onChange(() => this.watch.refresh());
@@ -270,6 +271,37 @@ test('on Consul a host whose lease lapses gets back what it missed, and the othe
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     expect(a.programmed(s1)).toEqual([b1, c1].sort());
     expect(c.programmed(s1)).toEqual([a1, a2, a3, b1].sort());
+  } finally {
+    for (const h of hosts) await h.stop().catch(() => undefined);
+  }
+});
+
+test('on Consul a host whose watches (one connection each) pass the warning level says so once, naming Consul\'s connection limit', async () => {
+  const [s1, s2] = SEGMENTS;
+  const consul = await startConsulServer();
+  cleanups.push(() => consul.close());
+  const hosts: Host[] = [];
+  const logs = [recordingLog(), recordingLog(), recordingLog()];
+  try {
+    for (const [i, id] of ['aaaa', 'bbbb', 'cccc'].entries()) {
+      // aaaa warns above 4 watches; the others (positive control of the count) above 50.
+      const store = await openConsulStore({ host: consul.host, port: consul.port });
+      cleanups.unshift(() => store.close());
+      const h = new Host(id, i + 1, store, { warnAbove: i === 0 ? 4 : 50, log: logs[i].log });
+      hosts.push(h);
+      await h.start([s1, s2]);
+    }
+    const [a] = hosts;
+    // aaaa: the liveness keys (1) and the other two hosts on two segments (4).
+    await until('aaaa watches the other two hosts on both segments', () => a.watch.watches() === 5);
+    const warnings = (i: number) => logs[i].lines.filter((l) => l.level === 'warn' && l.message.includes('http_max_conns_per_client'));
+    await until('aaaa warns', () => warnings(0).length === 1);
+    expect(warnings(0)[0].meta).toEqual({ watches: a.watch.watches() });
+    expect(warnings(1)).toEqual([]);
+    expect(warnings(2)).toEqual([]);
+    // Once, not at every refresh.
+    a.watch.refresh();
+    expect(warnings(0)).toHaveLength(1);
   } finally {
     for (const h of hosts) await h.stop().catch(() => undefined);
   }

@@ -35,13 +35,21 @@ interface Watched {
   forgotten: Set<string>;
 }
 
+/**
+ * Where watches re-read their prefix (Consul), each is a blocking query holding an HTTP connection of its own; past
+ * this many, a warning: Consul's agent refuses connections beyond `limits.http_max_conns_per_client` (200 by default)
+ * from one address, and the liveness, pool and address watches need a few more.
+ */
+export const CONNECTION_WARNING = 160;
+
 export class HostRecordWatch {
   private readonly kinds: Watched[] = [];
   private connected = false;
   /** The revision of the last listing: what each kind knows is exact up to it. */
   private revision = 0;
+  private warned = false;
 
-  constructor(private readonly deps: { cluster: Store; hostId: string; lease: HostLease; log: Logger }) {
+  constructor(private readonly deps: { cluster: Store; hostId: string; lease: HostLease; log: Logger; warnAbove?: number }) {
     deps.lease.onConnected((revision) => this.resync(revision));
   }
 
@@ -78,6 +86,25 @@ export class HostRecordWatch {
         const from = w.forgotten.delete(prefix) ? 0 : this.revision;
         w.watches.set(prefix, this.watchOf(w.kind, prefix, from));
       }
+    }
+    this.countConnections();
+  }
+
+  /** How many watches are open now. */
+  watches(): number {
+    return this.kinds.reduce((n, w) => n + w.watches.size, 0);
+  }
+
+  private countConnections(): void {
+    if (!this.deps.cluster.watchRereadsPrefix) return;
+    const open = this.watches();
+    const limit = this.deps.warnAbove ?? CONNECTION_WARNING;
+    if (open <= limit) {
+      this.warned = false;
+    } else if (!this.warned) {
+      this.warned = true;
+      this.deps.log.warn(`this host holds ${open} blocking queries to ${this.deps.cluster.kind}, one connection each (one per other host and shared overlay segment): ` +
+        "Consul's agent refuses connections beyond limits.http_max_conns_per_client (200 by default); raise it on the agents knit uses", { watches: open });
     }
   }
 
