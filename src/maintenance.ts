@@ -1,7 +1,7 @@
 // Periodic clean-up across both handlers: endpoints whose container vanished while knit was away,
 // and addresses IPAM handed out that no endpoint or network ended up using.
 import { describe } from './errors.js';
-import type { Ipam } from './ipam/service.js';
+import type { Ipam, PoolReads } from './ipam/service.js';
 import type { Logger } from './log.js';
 import type { EndpointRecord } from './network/records.js';
 import type { Datapath, NetworkDriver } from './network/service.js';
@@ -24,10 +24,12 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
   const { driver, ipam, kernel, log } = a;
   const now = a.now ?? Date.now();
   const report: SweepReport = { orphanNetworks: 0, restoredAddresses: 0, staleEndpoints: 0, leakedAddresses: 0, segments: 0 };
+  // Each pool record is read once in this pass (it lists every holding host: at 100 hosts, kilobytes).
+  const reads: PoolReads = new Map();
   for (const net of await driver.networks()) {
     // dockerd releases a network's pools just before DeleteNetwork, and also when it gave up on a
     // CreateNetwork whose reply a crash lost: either way the network is gone.
-    if (net.knitIpam && !(await ipam.holdsPool(net.ipv4[0].subnet))) {
+    if (net.knitIpam && !(await ipam.holdsPool(net.ipv4[0].subnet, reads))) {
       await driver.deleteNetwork(net.id);
       report.orphanNetworks++;
     }
@@ -51,7 +53,7 @@ export async function sweep(a: { driver: NetworkDriver; ipam: Ipam; kernel: Data
     const net = nets.get(ep.networkId);
     // Only joined endpoints: one never joined may be abandoned, and dockerd may already have released its address.
     if (!net?.knitIpam || !ep.address || ep.sandboxKey === undefined) continue;
-    const state = await ipam.ensureOwned(net.ipv4[0].subnet, ep.address.split('/')[0]);
+    const state = await ipam.ensureOwned(net.ipv4[0].subnet, ep.address.split('/')[0], reads);
     if (state === 'restored') report.restoredAddresses++;
     if (state === 'taken') log.error('an address a running endpoint uses is held by another host', { endpoint: ep.id.slice(0, 12), address: ep.address });
   }

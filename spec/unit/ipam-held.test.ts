@@ -76,4 +76,24 @@ describe('the index of own address records', () => {
     expect(await again.ownAddresses()).toEqual([]);
     expect(await beds.cluster().get(addrKey('10.66.0.15'))).toBeUndefined();
   });
+
+  test('one sweep pass reads each pool record once, however many of its addresses it checks', async () => {
+    const gets: string[] = [];
+    const cluster = beds.cluster();
+    const counted: Store = { ...withCommit(cluster, (w, c) => cluster.commit(w, c)), get: (k) => (gets.push(k), cluster.get(k)) };
+    const a = ipamOn(counted, 'a', { local: await beds.local() }).ipam;
+    const { poolId } = await a.requestPool({ pool: SUBNET, v6: false });
+    const ips: string[] = [];
+    for (let i = 0; i < 4; i++) ips.push((await a.requestAddress({ poolId, gateway: false })).split('/')[0]);
+    const poolGets = () => gets.filter((k) => k === keys.pool('10.66.0.0_24')).length;
+    gets.length = 0;
+    const reads = new Map();
+    expect(await a.holdsPool(SUBNET, reads)).toBe(true);
+    for (const ip of ips) expect(await a.ensureOwned(SUBNET, ip, reads)).toBe('ok');
+    expect(poolGets()).toBe(1);
+    // Positive control: without one pass's reads, each check reads the pool.
+    gets.length = 0;
+    for (const ip of ips) expect(await a.ensureOwned(SUBNET, ip)).toBe('ok');
+    expect(poolGets()).toBe(4);
+  });
 });

@@ -16,10 +16,24 @@ export interface OwnAddress {
 }
 
 
+/**
+ * Pool records read during one pass of the sweep, by subnet key (undefined: no pool): each pool is read once per
+ * pass, not once per endpoint (a pool record lists every holding host, so it grows with the cluster).
+ */
+export type PoolReads = Map<string, Entry | undefined>;
+
+/** The pool record of `sk`, from `reads` when this pass read it already. */
+export async function poolEntry(l: Ledger, sk: string, reads?: PoolReads): Promise<Entry | undefined> {
+  if (reads?.has(sk)) return reads.get(sk);
+  const entry = await l.store.get(keys.pool(sk));
+  reads?.set(sk, entry);
+  return entry;
+}
+
 /** This host's book of the pool of `subnet`, with the pool's ip-range as stored; undefined without blocks. */
-export async function bookOf(l: Ledger, subnet: Cidr): Promise<BlockBook | undefined> {
+export async function bookOf(l: Ledger, subnet: Cidr, reads?: PoolReads): Promise<BlockBook | undefined> {
   if (!l.deps.local) return undefined;
-  const pool = await l.store.get(keys.pool(subnetKey(subnet)));
+  const pool = await poolEntry(l, subnetKey(subnet), reads);
   const range = pool ? decode<PoolRecord>(pool).range : undefined;
   return blockBook(l, subnet, range ? parseCidr(range, 'ip-range') : undefined);
 }

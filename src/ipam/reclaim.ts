@@ -4,7 +4,7 @@
 import { parseCidr, parseIp, subnetKey } from '../addr/cidr.js';
 import { decode, encode } from '../store/records.js';
 import { blockState } from './block-calls.js';
-import { blocksHeld, bookOf, ensureHanded, forgetHanded, ledgerAddresses, type OwnAddress, releaseHanded } from './block-own.js';
+import { blocksHeld, bookOf, ensureHanded, forgetHanded, ledgerAddresses, type OwnAddress, poolEntry, type PoolReads, releaseHanded } from './block-own.js';
 import { forgetHeld, heldRecords, noteHeld } from './held.js';
 import type { HeldPool, Ledger } from './ledger.js';
 import { type AddressRecord, keys, type PoolRecord } from './records.js';
@@ -83,17 +83,17 @@ export async function ownAddresses(l: Ledger): Promise<OwnAddress[]> {
 }
 
 /** Whether this host holds the pool of `subnet` (a network whose pool was released is gone). */
-export async function holdsPool(l: Ledger, subnet: string): Promise<boolean> {
-  const entry = await l.store.get(keys.pool(subnetKey(parseCidr(subnet))));
+export async function holdsPool(l: Ledger, subnet: string, reads?: PoolReads): Promise<boolean> {
+  const entry = await poolEntry(l, subnetKey(parseCidr(subnet)), reads);
   return !!entry && decode<PoolRecord>(entry).hosts.includes(l.hostId);
 }
 
 /** Re-claims an address a local endpoint uses if its record is missing (a crash, a reclaim while away). */
-export async function ensureOwnedOnce(l: Ledger, subnet: string, ip: string): Promise<'ok' | 'restored' | 'taken' | undefined> {
+export async function ensureOwnedOnce(l: Ledger, subnet: string, ip: string, reads?: PoolReads): Promise<'ok' | 'restored' | 'taken' | undefined> {
   const cidr = parseCidr(subnet);
   const sk = subnetKey(cidr);
   const value = parseIp(ip).value;
-  const book = await bookOf(l, cidr);
+  const book = await bookOf(l, cidr, reads);
   const handed = await ensureHanded(l, book, value);
   if (handed) return handed;
   const entry = await l.store.get(keys.addr(sk, ip));

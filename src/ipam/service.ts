@@ -5,7 +5,9 @@ import { type AddressRequest, releaseAddressOnce, requestAddressOnce } from './a
 import { type IpamDeps, Ledger } from './ledger.js';
 import { type PoolAnswer, type PoolRequest, releasePoolOnce, requestPoolOnce } from './pool-calls.js';
 import { ensureOwnedOnce, holdsPool, ownAddresses, reclaimOnce, releaseOwnedOnce } from './reclaim.js';
-import type { OwnAddress } from './block-own.js';
+import type { OwnAddress, PoolReads } from './block-own.js';
+
+export type { PoolReads } from './block-own.js';
 
 /** How many times one call re-reads and tries again after losing a compare-and-set. */
 const CAS_ATTEMPTS = 50;
@@ -46,9 +48,9 @@ export class Ipam {
     return ownAddresses(this.ledger);
   }
 
-  /** Whether this host holds the pool of `subnet` (a network whose pool was released is gone). */
-  holdsPool(subnet: string): Promise<boolean> {
-    return holdsPool(this.ledger, subnet);
+  /** Whether this host holds the pool of `subnet` (a network whose pool was released is gone). `reads`: one sweep's pool reads. */
+  holdsPool(subnet: string, reads?: PoolReads): Promise<boolean> {
+    return holdsPool(this.ledger, subnet, reads);
   }
 
   /**
@@ -71,8 +73,8 @@ export class Ipam {
   }
 
   /** Re-claims an address a local endpoint uses if its record is missing (a crash, a reclaim while away). */
-  ensureOwned(subnet: string, ip: string): Promise<'ok' | 'restored' | 'taken'> {
-    return this.exclusive(() => this.retry(() => ensureOwnedOnce(this.ledger, subnet, ip)));
+  ensureOwned(subnet: string, ip: string, reads?: PoolReads): Promise<'ok' | 'restored' | 'taken'> {
+    return this.exclusive(() => this.retry(() => ensureOwnedOnce(this.ledger, subnet, ip, reads)));
   }
 
   /** Deletes one of this host's address records found by ownAddresses (leak clean-up); false when none was left. */
