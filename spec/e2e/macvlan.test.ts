@@ -113,6 +113,22 @@ test('published ports are refused with a message that says why', async () => {
   expect(r.stderr).toMatch(/macvlan networks have no published ports/);
 });
 
+test('a container publishing ports on a knit bridge can be connected to the macvlan network, and its address serves the next container once it goes', async () => {
+  made(await docker(H1, ['network', 'create', '-d', 'knit', '--ipam-driver', 'knit', '--subnet', '10.77.0.0/24', 'mvbr'], { reject: false }));
+  made(await runOn(H1, 'pub', 'mvbr', ['-p', '80']));
+  // Refused before: the connect failed and left the macvlan link in the running container.
+  made(await docker(H1, ['network', 'connect', 'mv', 'pub'], { reject: false }));
+  const ip = await ipOf(H1, 'pub');
+  expect(ip).toMatch(/^198\.18\.0\./);
+  expect(await ping(H1, 'pub', OUTSIDE_IP)).toBe(true);
+  made(await docker(H1, ['network', 'disconnect', 'mv', 'pub'], { reject: false }));
+  // The next container given that address brings its link up (a link left behind with the address's MAC stops it).
+  made(await runOn(H1, 'next', 'mv', ['--ip', ip]));
+  expect(await ping(H1, 'next', OUTSIDE_IP)).toBe(true);
+  await docker(H1, ['rm', '-f', 'pub', 'next'], { reject: false });
+  await docker(H1, ['network', 'rm', 'mvbr'], { reject: false });
+});
+
 test('a host cannot reach its own containers without the host leg (another host can)', async () => {
   const ip1 = await ipOf(H1, 'c1');
   expect(await hostPings(H2, ip1)).toBe(true);

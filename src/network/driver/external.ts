@@ -16,7 +16,14 @@ export class External {
         const ep = await this.s.requireEndpoint(req.networkId, req.endpointId);
         const reqs = parsePortMap(req.options['com.docker.network.portmap'], net.hostBindingIpv4 ?? '0.0.0.0');
         if (isMacvlan(net) && reqs.length) {
-          throw badRequest('macvlan networks have no published ports: each container has its own address on the LAN; leave out -p and reach it there');
+          // A container already on another knit network (its sandbox has another endpoint), connected to this one:
+          // dockerd sends its ports to whichever network now gives its default route. Refusing would fail the
+          // connect, and dockerd's undo leaves this macvlan link in the running container, where its MAC (made
+          // from the address) stops the address's next container from bringing its own link up.
+          const shared = ep.sandboxKey !== undefined && (await this.s.endpoints()).some((e) => e.id !== ep.id && e.sandboxKey === ep.sandboxKey);
+          if (!shared) throw badRequest('macvlan networks have no published ports: each container has its own address on the LAN; leave out -p and reach it there');
+          this.s.deps.log.warn('published ports are not applied on a macvlan network: the container connected to it publishes none through it', { network: short(net.id), endpoint: short(ep.id) });
+          return;
         }
         if (net.internal || (reqs.length === 0 && ep.ports.length === 0)) return;
         const all = await this.s.endpoints();
