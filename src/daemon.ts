@@ -35,7 +35,7 @@ import { decode } from './store/records.js';
 import { boundPorts } from './datapath/sockets.js';
 import { statusDocument } from './status.js';
 import type { Store } from './store/types.js';
-import { startNames, type RunningNames } from './names/start.js';
+import { makeNames, startNames, type RunningNames } from './names/start.js';
 import { ensureDnsAddress } from './datapath/dns-address.js';
 import { readUsage } from './ipam/usage.js';
 import type { RunningMetrics } from './metrics/start.js';
@@ -115,8 +115,8 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   await checkForwarding(kernel, log);
   const ul = config.advertise ? await underlay(kernel, config.advertise) : undefined;
   // With a cluster store every host keeps a liveness key under its lease, overlays or not; the overlay needs KNIT_ADVERTISE.
-  // Name records live under it too (with the embedded store, whose leases end with the process, as well).
-  const lease = cluster !== local || ul || config.dnsAddress ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS }) : undefined;
+  // Overlay endpoints' name records live under it too (with the embedded store, whose leases end with the process, as well).
+  const lease = cluster !== local || ul ? new HostLease({ cluster, hostId, vtep: ul?.vtep, log, ttlSeconds: LEASE_TTL_SECONDS }) : undefined;
   const watch = lease ? new HostRecordWatch({ cluster, hostId, lease, log }) : undefined;
   const live = watch && cluster !== local ? new LiveHosts(hostId) : undefined;
   if (live) {
@@ -131,6 +131,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     : undefined;
   const overlay = ul && lease && watch && tunnel ? new Overlay({ cluster, hostId, underlay: { vtep: ul.vtep, mtu: ul.underlayMtu }, kernel, log, lease, watch, live, tunnel }) : undefined;
   const segments = overlay?.segments ?? new Segments({ cluster, hostId, log });
+  const hints = engineHints(log);
+  const namesSettings = config.dnsAddress ? { address: config.dnsAddress, dockerSocket: config.dockerSocket, resolvConf: config.resolvConf, endpointName: hints.endpointName } : undefined;
+  // The other hosts' names come with their overlay endpoints, through the same watches.
+  const madeNames = namesSettings && makeNames(namesSettings, { local, hostId, sink: overlay && lease, log });
+  if (madeNames && overlay) watch?.add(madeNames.remote);
   const firewall = new IptablesFirewall(kernel, log);
   let sweepSoon = (): void => undefined;
   // Addresses on knit's own links (bridge gateways) are IPAM's already, and go with their networks.
@@ -179,7 +184,6 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     if (!tunnel) throw badRequest('this knit runs without KNIT_ADVERTISE, so it has no encrypted overlay and no WireGuard key');
     return tunnel.rotate();
   };
-  const hints = engineHints(log);
   const observer = exported ? { record: (...a: Parameters<CallMetrics['record']>) => (calls.record(...a), exported.record(...a)) } : calls;
   const app = createApp({ routes: routeTable({ network: driver, ipam, doctor, status, rotateKey, hints }), log, ready, metrics: observer });
   const server: Server = await listen(app, config.socket);
@@ -198,12 +202,9 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     } });
   }
   // Names across hosts (issue 13), after the socket answers: the engine may be waiting for knit at its own start.
-  if (config.dnsAddress && lease) {
+  if (madeNames && namesSettings) {
     // Names are an addition: if they cannot start, the networks must still work, and the log says why.
-    names = await startNames(
-      { address: config.dnsAddress, dockerSocket: config.dockerSocket, resolvConf: config.resolvConf, endpointName: hints.endpointName },
-      { local, cluster, hostId, sink: lease, kernel, log },
-    ).catch((err) => (log.error('names across hosts could not start; networks work without them', { error: describe(err) }), undefined));
+    names = await startNames(madeNames, namesSettings, { kernel, log }).catch((err) => (log.error('names across hosts could not start; networks work without them', { error: describe(err) }), undefined));
   } else {
     // Turned off: the address knit put on lo earlier goes (only one carrying knit's label).
     await ensureDnsAddress({ kernel }).catch((err) => log.warn('could not remove knit\'s resolver address', { error: describe(err) }));

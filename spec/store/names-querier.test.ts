@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../src/log.js';
 import { Names } from '../../src/names/service.js';
-import { HostLease } from '../../src/network/overlay/lease.js';
+import { nameKey } from '../../src/names/records.js';
 import { keys } from '../../src/network/records.js';
 import { encode } from '../../src/store/records.js';
 import { openLocalStore } from '../../src/store/local.js';
@@ -16,23 +16,26 @@ const INTERNAL = 'b'.repeat(64);
 const log = createLogger('error');
 let dir = '';
 let store: Store;
-let lease: HostLease;
 let names: Names;
+/** What the names publish (the lease in knit): overlay endpoints' records only. */
+const published = new Map<string, string>();
+const sink = {
+  put: async (key: string, value: string) => void published.set(key, value),
+  drop: async (key: string) => void published.delete(key),
+};
 
-const network = (id: string, internal: boolean) =>
-  encode({ id, mode: 'bridge', internal, ipv4: [{ subnet: '10.9.0.0/24', gateway: '10.9.0.1' }], ipv6: [], createdAt: 't' });
+const network = (id: string, internal: boolean, mode = 'bridge', subnet = '10.9.0.0/24') =>
+  encode({ id, mode, internal, ipv4: [{ subnet, gateway: subnet.replace('0/24', '1') }], ipv6: [], createdAt: 't' });
 const endpoint = (id: string, networkId: string, address: string, sandboxKey?: string) =>
   encode({ id, networkId, hostIf: 'knh1', peerIf: 'knc1', mac: '02:00:00:00:00:01', address, ...(sandboxKey ? { sandboxKey } : {}), ports: [], createdAt: 't' });
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'knit-querier-'));
   store = await openLocalStore(join(dir, 'db'));
-  lease = new HostLease({ cluster: store, hostId: 'h1', log, ttlSeconds: 10 });
-  await lease.start();
   // A Docker socket nobody serves: every name of a querier below comes from the endpoint records alone.
   names = new Names({
-    local: store, cluster: store, hostId: 'h1', sink: lease, dockerSocket: join(dir, 'no-docker.sock'), resolver: '169.254.53.53', log,
-    endpointName: (ip) => (ip === '10.9.0.7' ? 'Web29' : undefined),
+    local: store, hostId: 'h1', sink, dockerSocket: join(dir, 'no-docker.sock'), resolver: '169.254.53.53', log,
+    endpointName: (ip) => ({ '10.9.0.7': 'Web29', '10.8.0.7': 'Over29' } as Record<string, string>)[ip],
   });
   await names.start();
   await put(store, keys.network(NET), network(NET, false));
@@ -41,7 +44,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   names.stop();
-  await lease.stop();
   await store.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -86,4 +88,27 @@ test('a joined endpoint whose RequestAddress carried a name (dockerd 29+) is pub
     found = names.lookup('web29', [NET]);
   }
   expect(found).toBeUndefined();
+});
+
+test('a bridge network\'s names are answered from memory and never published; an overlay\'s are published beside its endpoint record', async () => {
+  const over = 'f'.repeat(64);
+  await put(store, keys.network(over), network(over, false, 'overlay', '10.8.0.0/24'));
+  const ep = '7'.repeat(64);
+  const bridgeEp = '8'.repeat(64);
+  await put(store, keys.endpoint(over, ep), endpoint(ep, over, '10.8.0.7/24', '/var/run/docker/netns/s8'));
+  await put(store, keys.endpoint(NET, bridgeEp), endpoint(bridgeEp, NET, '10.9.0.7/24', '/var/run/docker/netns/s9'));
+  // Both answered at once, from this host's own records.
+  expect(names.lookup('over29', ['10.8.0.0_24'])).toEqual({ v4: ['10.8.0.7'], v6: [] });
+  expect(names.lookup('web29', [NET])).toEqual({ v4: ['10.9.0.7'], v6: [] });
+  const key = nameKey('10.8.0.0_24', 'h1', ep);
+  expect(key).toBe(`overlay/endpoints/10.8.0.0_24/h1/${ep}/name`);
+  for (let i = 0; i < 100 && !published.has(key); i++) await new Promise((r) => setTimeout(r, 20));
+  // The overlay's record is published (positive control); the bridge network's is not, whatever the wait.
+  expect(JSON.parse(published.get(key)!)).toMatchObject({ names: ['over29'], v4: ['10.8.0.7'] });
+  expect([...published.keys()]).toEqual([key]);
+  // Leave: unpublished and no longer answered.
+  await put(store, keys.endpoint(over, ep), endpoint(ep, over, '10.8.0.7/24'));
+  expect(names.lookup('over29', ['10.8.0.0_24'])).toBeUndefined();
+  for (let i = 0; i < 100 && published.has(key); i++) await new Promise((r) => setTimeout(r, 20));
+  expect(published.size).toBe(0);
 });

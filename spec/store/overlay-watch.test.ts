@@ -18,6 +18,9 @@ import { openEtcdStore } from '../../src/store/etcd.js';
 import { openLocalStore } from '../../src/store/local.js';
 import { decode } from '../../src/store/records.js';
 import type { Store } from '../../src/store/types.js';
+import { encodeName, nameKey } from '../../src/names/records.js';
+import { RemoteNames } from '../../src/names/remote.js';
+import { NameTable } from '../../src/names/table.js';
 import { startConsulServer, type ConsulTestServer } from '../support/consul-server.js';
 import { startEtcd } from '../support/etcd.js';
 import { recordingLog } from '../unit/ipam-bed.js';
@@ -93,6 +96,8 @@ class Host {
   readonly watch: HostRecordWatch;
   readonly overlay: Overlay;
   readonly mem = memoryKernel();
+  /** The names this host answers from: the other hosts', from the same watches as their endpoints. */
+  readonly names = new NameTable();
   private n = 0;
 
   constructor(readonly id: string, readonly index: number, store: Store, o: { warnAbove?: number; log?: Logger } = {}) {
@@ -105,6 +110,12 @@ class Host {
       cluster: store, hostId: id, underlay: { vtep: `198.51.100.${index}`, mtu: 1500 }, kernel: this.mem.kernel, log,
       lease: this.lease, watch: this.watch, live, tunnel: undefined as unknown as Tunnel,
     });
+    this.watch.add(new RemoteNames(this.names));
+  }
+
+  /** Publishes a name record for an endpoint of this host (as Names does for a running container). */
+  name(s: (typeof SEGMENTS)[number], endpoint: string, names: string[], v4: string): Promise<void> {
+    return this.lease.put(nameKey(s.sk, this.id, endpoint), encodeName({ names, v4: [v4], v6: [] }));
   }
 
   /** The other hosts' endpoints this host has programmed on a segment: their MACs (not the flood entries). */
@@ -181,6 +192,49 @@ describe.each(backends)('overlay endpoints through the %s store', (_name, open) 
       await c.stop();
       await until('c\'s endpoint is gone from a and b', () => !a.programmed(s2).includes(c1) && !b.programmed(s2).includes(c1));
       expect(b.programmed(s2)).toEqual([a2]);
+    } finally {
+      for (const h of hosts) await h.stop().catch(() => undefined);
+    }
+  });
+});
+
+describe.each(backends)('names of overlay endpoints through the %s store', (name, open) => {
+  test('each host answers the others\' names from the watches of their endpoints; a removed name and a departed host go', async () => {
+    const backend = await open();
+    const hosts: Host[] = [];
+    const [s1, s2] = SEGMENTS;
+    try {
+      for (const [id, segments] of [['aaaa', [s1, s2]], ['bbbb', [s1]], ['cccc', [s2]]] as const) {
+        const h = new Host(id, hosts.length + 1, await backend.client());
+        hosts.push(h);
+        await h.start([...segments]);
+      }
+      const [a, b, c] = hosts;
+      await a.endpoint(s1);
+      await a.name(s1, 'epaaaa1', ['web', 'demo1'], '10.1.1.1');
+      await a.endpoint(s2);
+      await a.name(s2, 'epaaaa2', ['db'], '10.2.1.2');
+      await b.name(s1, 'epbbbb1', ['web'], '10.1.2.1');
+      await until('b resolves a\'s names on s1', () => b.names.lookup('demo1', [s1.sk])?.v4.join() === '10.1.1.1');
+      await until('a resolves b\'s alias beside nothing of its own', () => a.names.lookup('web', [s1.sk])?.v4.join() === '10.1.2.1');
+      await until('c resolves a\'s name on s2', () => c.names.lookup('db', [s2.sk])?.v4.join() === '10.2.1.2');
+      // Names are scoped by segment: a's s1 name is not one on s2.
+      expect(c.names.lookup('demo1', [s2.sk])).toBeUndefined();
+      if (name === 'consul') {
+        // Only b's own segments are watched there: c, which has no network on s1, holds none of its names.
+        expect(c.names.lookup('demo1', [s1.sk])).toBeUndefined();
+        // No watch more than the endpoints need: the liveness keys, and each other host on each shared segment.
+        await until('a watches b on s1 and c on s2', () => a.watch.watches() === 1 + 2);
+        await until('b watches a on s1', () => b.watch.watches() === 1 + 1);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect([a.watch.watches(), b.watch.watches(), c.watch.watches()]).toEqual([3, 2, 2]);
+      }
+      // A name dropped goes from the others.
+      await b.lease.drop(nameKey(s1.sk, 'bbbb', 'epbbbb1'));
+      await until('b\'s name is gone from a', () => a.names.lookup('web', [s1.sk]) === undefined);
+      // A host that stops takes its names along.
+      await a.stop();
+      await until('a\'s names are gone from b and c', () => b.names.size === 0 && c.names.size === 0);
     } finally {
       for (const h of hosts) await h.stop().catch(() => undefined);
     }

@@ -3,7 +3,8 @@ import { namesFromInspect, type InspectReply } from '../../src/engine/containers
 import { negotiate } from '../../src/engine/client.js';
 import { parseDnsAddress, parseDockerHost } from '../../src/config.js';
 import { desiredRecords, networkKey, querierIndex, resolverMisses } from '../../src/names/plan.js';
-import { encodeName, nameKey } from '../../src/names/records.js';
+import { encodeName, nameKey, splitKey } from '../../src/names/records.js';
+import { parseEndpointKey } from '../../src/network/overlay/keys.js';
 import { NameTable } from '../../src/names/table.js';
 import { dnsServersOf, planDnsRoute } from '../../src/network/dns.js';
 import type { EndpointRecord, NetworkRecord } from '../../src/network/records.js';
@@ -55,14 +56,20 @@ describe('what a host publishes', () => {
     { endpointId: id('2'), networkId: br.id, names: ['demo1'] },
     { endpointId: id('3'), networkId: br.id, names: ['ghost'] },
   ] }];
-  test('joined knit endpoints of running containers, keyed by segment (overlay) or network ID (bridge)', () => {
+  test('joined knit endpoints of running containers, keyed by segment (overlay, shared with the other hosts) or network ID (bridge, this host\'s only)', () => {
     const endpoints = new Map([[id('1'), ep('1', ov.id, '10.60.0.5/24', '/sb/1')], [id('2'), ep('2', br.id, '10.50.0.5/24', '/sb/1')]]);
     const out = desiredRecords({ hostId: 'h1', containers, endpoints, networks });
     expect(networkKey(ov)).toBe('10.60.0.0_24');
     expect([...out]).toEqual([
-      [nameKey('10.60.0.0_24', 'h1', id('1')), encodeName({ names: ['demo1', 'web'], v4: ['10.60.0.5'], v6: [] })],
-      [nameKey(br.id, 'h1', id('2')), encodeName({ names: ['demo1'], v4: ['10.50.0.5'], v6: [] })],
+      [nameKey('10.60.0.0_24', 'h1', id('1')), { value: encodeName({ names: ['demo1', 'web'], v4: ['10.60.0.5'], v6: [] }), shared: true }],
+      [nameKey(br.id, 'h1', id('2')), { value: encodeName({ names: ['demo1'], v4: ['10.50.0.5'], v6: [] }), shared: false }],
     ]);
+    // Beside the endpoint's overlay record, in the prefix the other hosts watch; not an endpoint record itself.
+    expect(nameKey('10.60.0.0_24', 'h1', id('1'))).toBe(`overlay/endpoints/10.60.0.0_24/h1/${id('1')}/name`);
+    expect(parseEndpointKey(nameKey('10.60.0.0_24', 'h1', id('1')))).toBeUndefined();
+    expect(splitKey(nameKey('10.60.0.0_24', 'h1', id('1')))).toEqual({ network: '10.60.0.0_24', host: 'h1', endpoint: id('1') });
+    expect(splitKey(`overlay/endpoints/10.60.0.0_24/h1/${id('1')}`)).toBeUndefined();
+    expect(splitKey('overlay/endpoints/10.60.0.0_24/h1/')).toBeUndefined();
   });
   test('an endpoint that has not joined (or left) publishes nothing', () => {
     const endpoints = new Map([[id('1'), ep('1', ov.id, '10.60.0.5/24')]]);
@@ -73,8 +80,8 @@ describe('what a host publishes', () => {
     const hinted = new Map([['10.60.0.5', 'Ignored'], ['10.60.0.6', 'New29'], ['10.60.0.7', 'notjoined']]);
     const out = desiredRecords({ hostId: 'h1', containers, endpoints, networks, endpointName: (ip) => hinted.get(ip) });
     expect([...out]).toEqual([
-      [nameKey('10.60.0.0_24', 'h1', id('1')), encodeName({ names: ['demo1', 'web'], v4: ['10.60.0.5'], v6: [] })],
-      [nameKey('10.60.0.0_24', 'h1', id('6')), encodeName({ names: ['new29'], v4: ['10.60.0.6'], v6: [] })],
+      [nameKey('10.60.0.0_24', 'h1', id('1')), { value: encodeName({ names: ['demo1', 'web'], v4: ['10.60.0.5'], v6: [] }), shared: true }],
+      [nameKey('10.60.0.0_24', 'h1', id('6')), { value: encodeName({ names: ['new29'], v4: ['10.60.0.6'], v6: [] }), shared: true }],
     ]);
     // Once the engine has reported an endpoint its word is final: gone from its list (the container died) means gone.
     expect(desiredRecords({ hostId: 'h1', containers: [], endpoints, networks, endpointName: (ip) => hinted.get(ip), reported: new Set([id('6')]) }).has(nameKey('10.60.0.0_24', 'h1', id('6')))).toBe(false);

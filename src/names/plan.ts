@@ -20,16 +20,24 @@ export interface DesiredInput {
   reported?: ReadonlySet<string>;
 }
 
+/** A name record of this host's: its value, and whether the other hosts need it (an overlay endpoint's). */
+export interface DesiredName {
+  value: string;
+  shared: boolean;
+}
+
 /**
- * For every joined knit endpoint of a running container: its names and addresses, keyed for the cluster store.
+ * For every joined knit endpoint of a running container: its names and addresses, keyed by nameKey.
  * An endpoint the engine has not reported yet (or with no engine to ask) is published under the name dockerd 29+
  * gave in RequestAddress, so it resolves from its Join on; the engine's names replace it when they come.
  */
-export function desiredRecords(a: DesiredInput): Map<string, string> {
-  const out = new Map<string, string>();
+export function desiredRecords(a: DesiredInput): Map<string, DesiredName> {
+  const out = new Map<string, DesiredName>();
   const record = (ep: EndpointRecord, names: string[]): void => {
     const net = a.networks.get(ep.networkId);
-    if (net && ep.sandboxKey && names.length) out.set(nameKey(networkKey(net), a.hostId, ep.id), encodeName({ names, v4: ipOf(ep.address), v6: ipOf(ep.addressV6) }));
+    if (!net || !ep.sandboxKey || !names.length) return;
+    const value = encodeName({ names, v4: ipOf(ep.address), v6: ipOf(ep.addressV6) });
+    out.set(nameKey(networkKey(net), a.hostId, ep.id), { value, shared: net.mode === 'overlay' });
   };
   const fromEngine = new Set<string>();
   for (const c of a.containers) {

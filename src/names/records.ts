@@ -1,9 +1,15 @@
-// The cluster-wide name records: one per knit endpoint, written by its host under that host's lease.
+// The name records: one per knit endpoint of a running container. An overlay endpoint's is written by its host under
+// that host's lease, beside the endpoint's overlay record (so each other host reads it with the watch it keeps on
+// that host's endpoints there anyway); a bridge or macvlan network's names concern its own host only and stay in
+// memory, keyed the same way with the network ID in place of the segment.
+import { K } from '../network/overlay/keys.js';
 import { decode, encode } from '../store/records.js';
 
-/** `names/<network key>/<host id>/<endpoint id>`: the network key is the overlay segment (the same on every host) or the network ID. */
-export const NAMES = 'names/';
-export const nameKey = (network: string, host: string, endpoint: string): string => `${NAMES}${network}/${host}/${endpoint}`;
+/** The last part of a name record's key: `overlay/endpoints/<segment>/<host>/<endpoint>/name`. */
+const NAME = 'name';
+
+/** The network key is the overlay segment (the same on every host) or, for names that stay on their host, the network ID. */
+export const nameKey = (network: string, host: string, endpoint: string): string => `${K.endpoint(network, host, endpoint)}/${NAME}`;
 
 export interface NameRecord {
   names: string[];
@@ -34,7 +40,9 @@ export function parseName(key: string, value: string): ParsedName | undefined {
   }
 }
 
+/** The parts of a name record's key, or undefined for a key of another shape (an endpoint record, an anchor). */
 export function splitKey(key: string): { network: string; host: string; endpoint: string } | undefined {
-  const [network, host, endpoint, ...rest] = key.slice(NAMES.length).split('/');
-  return key.startsWith(NAMES) && network && host && endpoint && !rest.length ? { network, host, endpoint } : undefined;
+  if (!key.startsWith(K.endpoints)) return undefined;
+  const [network, host, endpoint, last, ...rest] = key.slice(K.endpoints.length).split('/');
+  return network && host && endpoint && last === NAME && !rest.length ? { network, host, endpoint } : undefined;
 }

@@ -1,26 +1,24 @@
-// knit's names (issue 13): this host's containers' names published from the engine's events, every host's
-// names kept in memory from a watch, and the resolver answered from that memory (NameSource).
-import { setTimeout as sleep } from 'node:timers/promises';
+// knit's names (issue 13): this host's containers' names from the engine's events, kept in memory and, for overlay
+// networks, published beside their endpoint records; the other hosts' overlay names kept in memory from the watch
+// on those records (RemoteNames); the resolver answered from that memory (NameSource).
 import type { NameSource } from '../dns/names.js';
 import { EngineWatcher } from '../engine/watcher.js';
-import { describe } from '../errors.js';
 import { short, type Logger } from '../log.js';
 import { keys, type EndpointRecord, type NetworkRecord } from '../network/records.js';
 import { decode } from '../store/records.js';
 import type { Store } from '../store/types.js';
 import { Mirror } from './mirror.js';
-import { desiredRecords, querierIndex, resolverMisses, type Querier } from './plan.js';
+import { desiredRecords, querierIndex, resolverMisses, type DesiredName, type Querier } from './plan.js';
 import { Publisher, type RecordSink } from './publisher.js';
-import { NAMES } from './records.js';
+import { RemoteNames } from './remote.js';
 import { NameTable } from './table.js';
 
 export interface NamesDeps {
   /** The host's own records (networks, endpoints), as the driver keeps them. */
   local: Store;
-  /** Where every host's name records are (the embedded store on one host). */
-  cluster: Store;
   hostId: string;
-  sink: RecordSink;
+  /** Where overlay endpoints' name records go (this host's lease); without one (no overlay) nothing is published. */
+  sink?: RecordSink;
   dockerSocket: string;
   /** knit's resolver address: endpoints whose DNS servers lack it are reported. */
   resolver: string;
@@ -29,44 +27,40 @@ export interface NamesDeps {
   log: Logger;
 }
 
-const CACHE_RETRY_MAX_MS = 10_000;
-
 export class Names implements NameSource {
   private readonly table = new NameTable();
+  /** The other hosts' names: add it to the HostRecordWatch that follows their overlay endpoints. */
+  readonly remote = new RemoteNames(this.table);
+  /** This host's own records in the table, as last made. */
+  private own = new Map<string, DesiredName>();
   private readonly nets = new Map<string, NetworkRecord>();
   private readonly eps = new Map<string, EndpointRecord>();
   private queriers = new Map<string, Querier>();
   /** Endpoints the engine reported since their Join (dropped with the endpoint): no name hint for them again. */
   private readonly reported = new Set<string>();
   private readonly localMirrors: Mirror[];
-  private readonly cache: Mirror;
   private readonly engine: EngineWatcher;
-  private readonly publisher: Publisher;
+  private readonly publisher?: Publisher;
   private warned = false;
-  private stopped = false;
 
   constructor(private readonly deps: NamesDeps) {
     this.localMirrors = [
       new Mirror(deps.local, keys.networks, (k, v) => this.onNetwork(k, v)),
       new Mirror(deps.local, keys.allEndpoints, (k, v) => this.onEndpoint(k, v)),
     ];
-    this.cache = new Mirror(deps.cluster, NAMES, (k, v) => this.table.set(k, v));
-    this.engine = new EngineWatcher({ socketPath: deps.dockerSocket, log: deps.log, onChange: () => this.publisher.kick() });
-    this.publisher = new Publisher(deps.sink, () => this.desired(), deps.log);
+    this.engine = new EngineWatcher({ socketPath: deps.dockerSocket, log: deps.log, onChange: () => this.refresh() });
+    this.publisher = deps.sink && new Publisher(deps.sink, () => this.shared(), deps.log);
   }
 
-  /** The host's own records are read at once; the engine and the cluster's names follow in the background. */
+  /** The host's own records are read at once; the engine's names follow in the background. */
   async start(): Promise<void> {
     for (const m of this.localMirrors) await m.start();
     this.engine.start();
-    void this.startCache();
   }
 
   stop(): void {
-    this.stopped = true;
     this.engine.stop();
-    this.publisher.stop();
-    this.cache.close();
+    this.publisher?.stop();
     for (const m of this.localMirrors) m.close();
   }
 
@@ -91,7 +85,7 @@ export class Names implements NameSource {
     return {
       resolver: this.deps.resolver,
       engine: { socket: this.deps.dockerSocket, connected: this.engine.connected, containers: this.engine.containers().length },
-      published: this.publisher.size,
+      published: this.publisher?.size ?? 0,
       records: this.table.size,
       withoutResolver: this.misses().map((e) => short(e.id)),
     };
@@ -113,11 +107,20 @@ export class Names implements NameSource {
     return resolverMisses(this.eps.values(), this.deps.resolver);
   }
 
-  private desired(): Map<string, string> {
+  /** This host's records made anew: the table answers from them at once; the overlay ones are published. */
+  private refresh(): void {
     const containers = this.engine.containers();
     for (const c of containers) for (const e of c.endpoints) if (this.eps.get(e.endpointId)?.sandboxKey) this.reported.add(e.endpointId);
     const input = { hostId: this.deps.hostId, containers, endpoints: this.eps, networks: this.nets, reported: this.reported };
-    return desiredRecords({ ...input, endpointName: this.deps.endpointName });
+    const own = desiredRecords({ ...input, endpointName: this.deps.endpointName });
+    for (const key of this.own.keys()) if (!own.has(key)) this.table.set(key, undefined);
+    for (const [key, r] of own) if (this.own.get(key)?.value !== r.value) this.table.set(key, r.value);
+    this.own = own;
+    this.publisher?.kick();
+  }
+
+  private shared(): Map<string, string> {
+    return new Map([...this.own].filter(([, r]) => r.shared).map(([key, r]) => [key, r.value]));
   }
 
   private onNetwork(key: string, value: string | undefined): void {
@@ -145,19 +148,6 @@ export class Names implements NameSource {
 
   private changed(): void {
     this.queriers = querierIndex(this.eps.values(), this.nets);
-    this.publisher.kick();
-  }
-
-  private async startCache(): Promise<void> {
-    for (let delay = 1_000, failures = 0; !this.stopped; delay = Math.min(delay * 2, CACHE_RETRY_MAX_MS), failures++) {
-      try {
-        await this.cache.start();
-        return;
-      } catch (err) {
-        if (failures === 0) this.deps.log.warn('names of other hosts not readable yet; retrying', { store: this.deps.cluster.kind, error: describe(err) });
-        this.cache.close();
-        await sleep(delay, undefined, { ref: false });
-      }
-    }
+    this.refresh();
   }
 }

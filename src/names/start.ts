@@ -1,4 +1,6 @@
-// Starts names and the resolver together (issue 13): the address on the host's lo, the records, the servers.
+// Names and the resolver together (issue 13): the address on the host's lo, the records, the servers. Made in two
+// steps: the Names before the host's lease starts (its RemoteNames is a kind of the lease's record watch), started
+// once the plugin socket answers.
 import { startResolver, type Resolver } from '../dns/resolver.js';
 import { describe } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -21,11 +23,9 @@ export interface NamesSettings {
 
 export interface NamesDeps {
   local: Store;
-  cluster: Store;
   hostId: string;
-  /** The host's lease (HostLease): its records live and die with it, so a dead host's names go with it. */
-  sink: RecordSink;
-  kernel: { apply(ops: Op[]): Promise<void> };
+  /** The host's lease (HostLease), with an overlay: its records live and die with it, so a dead host's names go with it. */
+  sink?: RecordSink;
   log: Logger;
 }
 
@@ -35,9 +35,13 @@ export interface RunningNames {
   stop(): Promise<void>;
 }
 
+/** Nothing read or started yet. */
+export function makeNames(s: NamesSettings, d: NamesDeps): Names {
+  return new Names({ local: d.local, hostId: d.hostId, sink: d.sink, dockerSocket: s.dockerSocket, resolver: s.address, endpointName: s.endpointName, log: d.log });
+}
+
 /** After the plugin socket answers: the engine may be waiting for knit at its own start. */
-export async function startNames(s: NamesSettings, d: NamesDeps): Promise<RunningNames> {
-  const names = new Names({ local: d.local, cluster: d.cluster, hostId: d.hostId, sink: d.sink, dockerSocket: s.dockerSocket, resolver: s.address, endpointName: s.endpointName, log: d.log });
+export async function startNames(names: Names, s: NamesSettings, d: { kernel: { apply(ops: Op[]): Promise<void> }; log: Logger }): Promise<RunningNames> {
   await names.start();
   let resolver: Resolver | undefined;
   try {

@@ -4,6 +4,10 @@
 // Where a watch reads its whole prefix again at every change (Consul), a kind with many records per host watches
 // narrower prefixes instead, which it names (`partitions`: Peers, one per other host and local segment), so that a
 // change costs each other host a read of the changed host's records there, not of the whole cluster's.
+//
+// Kinds with the same prefix share its listings and watches (one blocking query, so one connection, per partition
+// on Consul): each gets the records whose keys it claims (`hostOf`). Overlay endpoints' name records live beside
+// the endpoint records for this reason (names/remote.ts).
 import type { Logger } from '../../log.js';
 import { markPrefix } from '../../store/prefix-marker.js';
 import { commitInBatches, type Entry, type Store, type Watch, type WatchEvent } from '../../store/types.js';
@@ -27,9 +31,11 @@ export interface HostRecords {
   settleMs?: number;
 }
 
+/** The kinds below one prefix, and its watches. */
 interface Watched {
-  kind: HostRecords;
-  /** Prefix (the kind's own, or each partition) -> its watch. */
+  prefix: string;
+  kinds: HostRecords[];
+  /** Prefix (the kinds' own, or each partition) -> its watch. */
   watches: Map<string, Watch>;
   /** Partitions whose records the kind forgot since the last listing: watched again from revision 0. */
   forgotten: Set<string>;
@@ -55,7 +61,9 @@ export class HostRecordWatch {
 
   /** Before HostLease.start: a kind added later is first listed at the next reconnect. */
   add(kind: HostRecords): void {
-    this.kinds.push({ kind, watches: new Map(), forgotten: new Set() });
+    const group = this.kinds.find((w) => w.prefix === kind.prefix);
+    if (group) group.kinds.push(kind);
+    else this.kinds.push({ prefix: kind.prefix, kinds: [kind], watches: new Map(), forgotten: new Set() });
   }
 
   close(): void {
@@ -71,20 +79,20 @@ export class HostRecordWatch {
   refresh(): void {
     if (!this.connected) return;
     for (const w of this.kinds) {
-      if (!this.partitioned(w.kind)) continue;
-      const want = new Set(w.kind.partitions!());
+      if (!this.partitioned(w)) continue;
+      const want = new Set(this.partitionsOf(w));
       for (const [prefix, watch] of w.watches) {
         if (want.has(prefix)) continue;
         watch.close();
         w.watches.delete(prefix);
-        w.kind.forget?.(prefix);
+        for (const kind of w.kinds) kind.forget?.(prefix);
         w.forgotten.add(prefix);
       }
       for (const prefix of want) {
         if (w.watches.has(prefix)) continue;
         // From revision 0 the first answer reports every record there as a put.
         const from = w.forgotten.delete(prefix) ? 0 : this.revision;
-        w.watches.set(prefix, this.watchOf(w.kind, prefix, from));
+        w.watches.set(prefix, this.watchOf(w, prefix, from));
       }
     }
     this.countConnections();
@@ -108,8 +116,14 @@ export class HostRecordWatch {
     }
   }
 
-  private partitioned(kind: HostRecords): boolean {
-    return this.deps.cluster.watchRereadsPrefix && kind.partitions !== undefined;
+  /** Watched in partitions: where watches re-read their prefix and a kind there names them. */
+  private partitioned(w: Watched): boolean {
+    return this.deps.cluster.watchRereadsPrefix && w.kinds.some((k) => k.partitions !== undefined);
+  }
+
+  /** Every partition a kind of the group needs (a kind that names none gets the records of the others'). */
+  private partitionsOf(w: Watched): string[] {
+    return [...new Set(w.kinds.flatMap((k) => k.partitions?.() ?? []))];
   }
 
   private async resync(revision: number): Promise<void> {
@@ -117,20 +131,21 @@ export class HostRecordWatch {
     this.revision = revision;
     for (const w of this.kinds) {
       w.forgotten.clear();
-      const others = await this.dropStale(w.kind, await this.deps.cluster.list(w.kind.prefix));
-      await w.kind.reset(others);
+      const others = await this.dropStale(w, await this.deps.cluster.list(w.prefix));
+      for (const kind of w.kinds) await kind.reset(others.filter((e) => kind.hostOf(e.key) !== undefined));
       this.closeAll(w);
-      if (!this.partitioned(w.kind)) await markPrefix(this.deps.cluster, w.kind.prefix);
-      const prefixes = this.partitioned(w.kind) ? w.kind.partitions!() : [w.kind.prefix];
-      for (const prefix of prefixes) w.watches.set(prefix, this.watchOf(w.kind, prefix, revision));
+      if (!this.partitioned(w)) await markPrefix(this.deps.cluster, w.prefix);
+      const prefixes = this.partitioned(w) ? this.partitionsOf(w) : [w.prefix];
+      for (const prefix of prefixes) w.watches.set(prefix, this.watchOf(w, prefix, revision));
     }
     this.connected = true;
     // Kinds reset after a partitioned one (the hosts it watches come from LiveHosts) may have changed its partitions.
     this.refresh();
   }
 
-  private watchOf(kind: HostRecords, prefix: string, from: number): Watch {
-    return this.deps.cluster.watch(prefix, (ev) => this.dispatch(kind, ev), from, { settleMs: kind.settleMs });
+  private watchOf(w: Watched, prefix: string, from: number): Watch {
+    const settle = w.kinds.map((k) => k.settleMs ?? 0);
+    return this.deps.cluster.watch(prefix, (ev) => this.dispatch(w, ev), from, { settleMs: Math.max(...settle) || undefined });
   }
 
   private closeAll(w: Watched): void {
@@ -139,24 +154,35 @@ export class HostRecordWatch {
   }
 
   /** Deletes this host's records the lease does not hold (left by a crash); returns the other hosts' records. */
-  private async dropStale(kind: HostRecords, entries: Entry[]): Promise<Entry[]> {
+  private async dropStale(w: Watched, entries: Entry[]): Promise<Entry[]> {
     const others: Entry[] = [];
     const stale: string[] = [];
     for (const e of entries) {
-      const host = kind.hostOf(e.key);
+      const host = hostOf(w, e.key);
       if (host === undefined) continue;
       if (host !== this.deps.hostId) others.push(e);
       else if (!this.deps.lease.owns(e.key)) stale.push(e.key);
     }
     if (stale.length) {
       await commitInBatches(this.deps.cluster, stale.map((key) => ({ key, value: null })));
-      this.deps.log.info('stale records of this host deleted', { prefix: kind.prefix, count: stale.length });
+      this.deps.log.info('stale records of this host deleted', { prefix: w.prefix, count: stale.length });
     }
     return others;
   }
 
-  private dispatch(kind: HostRecords, ev: WatchEvent): void {
-    const host = kind.hostOf(ev.key);
-    if (host !== undefined && host !== this.deps.hostId) kind.change(ev);
+  private dispatch(w: Watched, ev: WatchEvent): void {
+    for (const kind of w.kinds) {
+      const host = kind.hostOf(ev.key);
+      if (host !== undefined && host !== this.deps.hostId) kind.change(ev);
+    }
   }
+}
+
+/** The host of a record of any kind of the group. */
+function hostOf(w: Watched, key: string): string | undefined {
+  for (const kind of w.kinds) {
+    const host = kind.hostOf(key);
+    if (host !== undefined) return host;
+  }
+  return undefined;
 }
