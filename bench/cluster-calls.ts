@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { dockerId } from '../spec/support/client.js';
 import type { LeanConnection } from './lean-client.js';
+import { ENDPOINT_NAME_OPTION } from '../src/protocol/engine-hints.js';
 
 /** What `docker run` sends with no published ports, on CreateEndpoint, Join and ProgramExternalConnectivity. */
 const ENDPOINT_OPTIONS = { 'com.docker.network.endpoint.exposedports': [], 'com.docker.network.portmap': [] };
@@ -60,15 +61,17 @@ export async function createOverlay(c: LeanConnection, space: string, subnet: st
 }
 
 /**
- * A container start's calls up to the running container: RequestAddress, CreateEndpoint (knit publishes the
+ * A container start's calls up to the running container: RequestAddress (with dockerd 29's endpoint name), CreateEndpoint (knit publishes the
  * endpoint there), Join, ProgramExternalConnectivity, EndpointOperInfo twice. `onCreate` is called just before
  * CreateEndpoint is sent, the moment the other hosts' clocks start; `address` is `docker run --ip`'s.
  */
 export async function startEndpoint(c: LeanConnection, net: OverlayNet, o: { onCreate?: () => void; address?: string } = {}): Promise<Endpoint> {
-  // `docker run --ip A` asks for A; without --ip the Address is empty and IPAM picks one.
-  const addr = await call(c, '/IpamDriver.RequestAddress', { PoolID: net.poolId, Address: o.address ?? '', Options: null });
-  const cidr = String(addr.Address);
+  // `docker run --ip A` asks for A; without --ip the Address is empty and IPAM picks one. dockerd 29+ names the
+  // endpoint there (the container's name): with no engine to ask, knit publishes that name from the Join on.
   const id = dockerId();
+  const Options = { [ENDPOINT_NAME_OPTION]: `c${id.slice(0, 12)}` };
+  const addr = await call(c, '/IpamDriver.RequestAddress', { PoolID: net.poolId, Address: o.address ?? '', Options });
+  const cidr = String(addr.Address);
   const ids = { NetworkID: net.id, EndpointID: id };
   o.onCreate?.();
   const created = await call(c, '/NetworkDriver.CreateEndpoint', { ...ids, Interface: { Address: cidr, AddressIPv6: '', MacAddress: '' }, Options: ENDPOINT_OPTIONS });

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from '../spec/support/proc.js';
 import { inParallel, inTime, type BenchContext } from './bed.js';
-import { activate, createOverlay, dynamicAddress, releaseAddress, startEndpoint, stopEndpoint, type Endpoint, type OverlayNet } from './cluster-calls.js';
+import { activate, call, createOverlay, dynamicAddress, releaseAddress, startEndpoint, stopEndpoint, type Endpoint, type OverlayNet } from './cluster-calls.js';
 import type { ClusterBed, ClusterHost } from './cluster-bed.js';
 import type { StoreDiagnostics } from './cluster-store.js';
 import { delta, lessBackground, divide, sumDeltas, type Counters } from './etcd-metrics.js';
@@ -144,10 +144,23 @@ async function checkKernel(c: Ctx): Promise<string> {
   for (const h of picks) {
     const fdb = (await run(['bridge', '-n', h.netns, 'fdb', 'show'])).stdout.split('\n').filter((l) => / dev knv\d+ dst /.test(l) && !l.startsWith('00:00:00:00:00:00'));
     const neigh = (await run(['ip', '-n', h.netns, 'neigh', 'show', 'nud', 'permanent'])).stdout.split('\n').filter((l) => / dev knv\d+ /.test(l));
-    found.push(`${h.netns}: ${fdb.length} FDB / ${neigh.length} neighbour entries`);
     if (fdb.length !== want || neigh.length !== want) throw new Error(`after the fill ${h.netns} has ${fdb.length} FDB and ${neigh.length} neighbour entries for other hosts' endpoints, not ${want}`);
+    // Names: every endpoint's (dockerd 29's endpoint name, published at Join), this host's own included.
+    const names = await nameRecords(h, n * ENDPOINTS_PER_HOST);
+    found.push(`${h.netns}: ${fdb.length} FDB / ${neigh.length} neighbour entries, ${names} names`);
+    if (names !== n * ENDPOINTS_PER_HOST) throw new Error(`after the fill ${h.netns} answers ${names} names, not ${n * ENDPOINTS_PER_HOST}`);
   }
-  return `${found.join('; ')} (${want} expected each)`;
+  return `${found.join('; ')} (${want} entries and ${n * ENDPOINTS_PER_HOST} names expected each)`;
+}
+
+/** The name records a host answers from (`knit status`), once it has `want` or after 10 s. */
+async function nameRecords(h: ClusterHost, want: number): Promise<number> {
+  let records = 0;
+  for (const until = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 200))) {
+    const status = await call(h.conn, '/knit.Status', {});
+    records = Number((status.names as { records?: number } | undefined)?.records ?? -1);
+    if (records === want || Date.now() > until) return records;
+  }
 }
 
 interface ProbeOut {

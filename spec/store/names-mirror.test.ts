@@ -1,4 +1,4 @@
-// The names cache's mirror on the embedded store: a reopened store replays only its changes since it opened, so
+// The names module's mirror on the embedded store (of this host's network and endpoint records): a reopened store replays only its changes since it opened, so
 // the mirror must start from a listing there (knit crashed at start when it asked for older changes).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,5 @@
-// An in-memory copy of every key below a prefix, kept current by a watch: what the resolver answers from.
+// An in-memory copy of every key below a prefix, kept current by a watch: how the names module follows this host's own
+// network and endpoint records (the other hosts' names come through HostRecordWatch, names/remote.ts).
 import { markPrefix } from '../store/prefix-marker.js';
 import type { Store, Watch, WatchEvent } from '../store/types.js';
 
