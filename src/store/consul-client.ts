@@ -1,7 +1,7 @@
 // The calls knit makes through the npm consul client, with their answers checked, and KV reads that keep
 // X-Consul-Index.
 import { EventEmitter } from 'node:events';
-import type { IncomingMessage } from 'node:http';
+import { Agent, type IncomingMessage } from 'node:http';
 import { types } from 'node:util';
 import Consul from 'consul';
 
@@ -90,8 +90,17 @@ function checked<T>(what: string, value: unknown, valid: (v: unknown) => boolean
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 
+/**
+ * TCP keep-alive probes on an idle connection after this long (the consul client's own agent probes after 1 s: with a
+ * blocking query held per other host and segment, hundreds of probes a second per host). A held query's connection
+ * carries no data until Consul answers, so these probes are what keeps it in the state tables of NATs and layer-4
+ * load balancers on the way, and what finds a peer that is gone.
+ */
+const KEEPALIVE_MS = 30_000;
+
 export function connect(opts: { host: string; port: number; token?: string }): ConsulApi {
-  const client = new Consul({ host: opts.host, port: opts.port, defaults: opts.token ? { token: opts.token } : undefined }) as unknown as RawClient;
+  const agent = new Agent({ keepAlive: true, keepAliveMsecs: KEEPALIVE_MS });
+  const client = new Consul({ host: opts.host, port: opts.port, agent, defaults: opts.token ? { token: opts.token } : undefined }) as unknown as RawClient;
   return {
     async kvRead(read) {
       const [res, body] = checked<[IncomingMessage, unknown?]>('a KV read', await client.kv.get({ ...read, ctx: read.ctx ?? new RequestContext() }), Array.isArray);

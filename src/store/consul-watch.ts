@@ -7,11 +7,13 @@ import type { Watch, WatchEvent } from './types.js';
 /**
  * How long Consul may hold one query; the client waits that plus Consul's jitter (wait/16) and some slack. A query
  * that runs out answers with its whole prefix again, unchanged: with a query per other host and segment, that is
- * the idle load of a cluster, hosts² / wait. Consul's default is 5 min; 2 min keeps a held connection inside the
- * idle timeouts of common load balancers and NATs (4 min and more), and a silently dead one is given up within
- * 2.2 min (a host cut off for longer than its lease starts every watch afresh when it is back).
+ * the idle load of a cluster, hosts² / wait. 5 min is Consul's own default. The held connection carries no data
+ * meanwhile, but TCP keep-alive probes (consul-client.ts, every 30 s) keep it in NAT and layer-4 load balancer
+ * tables; an HTTP proxy that ends a request sooner makes the query fail and be asked again at once, reading
+ * nothing it missed (it carries its index). A silently dead connection is given up within 5.4 min (a host cut off
+ * for longer than its lease starts every watch afresh when it is back).
  */
-const WAIT_SECONDS = 120;
+const WAIT_SECONDS = 300;
 const REQUEST_TIMEOUT_MS = WAIT_SECONDS * 1_000 * (17 / 16) + 4_000;
 /** Retry pacing while Consul is unreachable: fast enough to resume within seconds of its return. */
 const BACKOFF_FIRST_MS = 100;
