@@ -22,6 +22,7 @@ bench-quick: deps build
 ##   make bench-cluster HOSTS=10,30   cluster scale (§13), one column per host count (at most three);
 ##                                    STORE=consul for the Consul test server instead of etcd;
 ##                                    OVERLAYS=1 for one overlay instead of two (Consul at 100 hosts)
+##                                    IDLE=600 for a 10 min idle window instead of 1 min (Consul's 5 min waits)
 ##   make bench-cluster HOSTS=100     the same at 100 hosts, a run of its own (about 5 minutes)
 ##   make bench-swarm                 Docker's swarm overlay as the reference (§14)
 HOSTS ?= 10,30
@@ -30,9 +31,10 @@ comma := ,
 .PHONY: bench-cluster bench-swarm
 STORE ?= etcd
 OVERLAYS ?= 2
+IDLE ?= 60
 
 bench-cluster: deps build
-	KNIT_BENCH_HOSTS=$(HOSTS) KNIT_BENCH_STORE=$(STORE) KNIT_BENCH_OVERLAYS=$(OVERLAYS) $(BENCH_RUN) --only=cluster --out=.testbed/bench/RESULTS-cluster-$(STORE)-$(subst $(comma),-,$(HOSTS))-$(OVERLAYS).md --command="make bench-cluster HOSTS=$(HOSTS) STORE=$(STORE) OVERLAYS=$(OVERLAYS)"
+	KNIT_BENCH_HOSTS=$(HOSTS) KNIT_BENCH_STORE=$(STORE) KNIT_BENCH_OVERLAYS=$(OVERLAYS) KNIT_BENCH_IDLE_S=$(IDLE) $(BENCH_RUN) --only=cluster --out=.testbed/bench/RESULTS-cluster-$(STORE)-$(subst $(comma),-,$(HOSTS))-$(OVERLAYS).md --command="make bench-cluster HOSTS=$(HOSTS) STORE=$(STORE) OVERLAYS=$(OVERLAYS)$(if $(filter-out 60,$(IDLE)), IDLE=$(IDLE))"
 
 bench-swarm: deps build
 	$(BENCH_RUN) --only=swarm --out=.testbed/bench/RESULTS-swarm.md --command="make bench-swarm"

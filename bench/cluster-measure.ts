@@ -28,10 +28,20 @@ export const ENDPOINTS_PER_HOST = 4;
 const FILL_PARALLEL = 8;
 /**
  * A whole number of every idle period (each host's 30 s sweep, the once-a-minute liveness check of the hosts that
- * do not lead, Consul's 30 s blocking waits), so that each lands in the window as often as its rate says; a
- * shorter window caught sweeps unevenly and per-change figures came out negative after the subtraction.
+ * do not lead), so that each lands in the window as often as its rate says; a shorter window caught sweeps unevenly
+ * and per-change figures came out negative after the subtraction. Consul's blocking queries run out after 5 min,
+ * and the window starts seconds after the fill woke them all: only a window of 10 min (IDLE=600, KNIT_BENCH_IDLE_S)
+ * sees their re-answers at their steady rate; the default 60 s sees few of them.
  */
-const IDLE_MS = 60_000;
+const IDLE_MS = idleSeconds() * 1000;
+/** What a longer idle window adds to the benchmark's time budget. */
+export const IDLE_EXTRA_MS = IDLE_MS - 60_000;
+
+function idleSeconds(): number {
+  const raw = process.env.KNIT_BENCH_IDLE_S || '60';
+  if (!/^\d+$/.test(raw) || Number(raw) < 60 || Number(raw) % 60) throw new Error(`KNIT_BENCH_IDLE_S "${raw}" must be a whole number of minutes in seconds (60, 120, … 600)`);
+  return Number(raw);
+}
 const SETTLE_MS = 5_000;
 const CONVERGE_TIMEOUT_MS = 30_000;
 const FILL_TIMEOUT_MS = 300_000;
